@@ -1,0 +1,151 @@
+"""Parse faulthandler output: fatal-error blocks and on-demand thread dumps.
+
+The text looks like::
+
+    Fatal Python error: Segmentation fault
+
+    Current thread 0x00007f1c2d6f3740 (most recent call first):
+      File "/x/test_a.py", line 7 in test_segv
+      File "/x/python.py", line 195 in pytest_pyfunc_call
+      ...
+
+    Thread 0x00007f1c2b2ee640 (most recent call first):
+      File "/usr/lib/python3.11/threading.py", line 320 in wait
+
+    Extension modules: _cffi_backend, ... (total: 3)
+
+Frames are printed most recent first; we keep them outermost first (the order py-spy's text
+and most readers expect reversed), and record ``innermost`` explicitly via list order: index 0
+is the innermost frame, as faulthandler prints it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from forensics.model import Frame, Stack
+
+# Names faulthandler prints after "Fatal Python error: " for the fatal signals it handles.
+FATAL_SIGNALS = {
+    "Segmentation fault": "SIGSEGV",
+    "Aborted": "SIGABRT",
+    "Bus error": "SIGBUS",
+    "Floating point exception": "SIGFPE",
+    "Floating-point exception": "SIGFPE",
+    "Illegal instruction": "SIGILL",
+}
+
+FATAL_RE = re.compile(r"Fatal Python error: (?P<what>[^\n]*)")
+THREAD_RE = re.compile(
+    r"^(?P<current>Current thread|Thread) (?P<tid>0x[0-9a-fA-F]+)"
+    r"(?: \[(?P<name>[^\]]*)\])? \(most recent call first\):\s*$"
+)
+# faulthandler prints "Stack (most recent call first):" when it cannot tell the thread.
+STACK_RE = re.compile(r"^Stack \(most recent call first\):\s*$")
+FRAME_RE = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<name>.*?)\s*$')
+GARBAGE_RE = re.compile(r"^\s+<(?:no Python frame|truncated)>\s*$")
+
+
+@dataclass
+class FaultBlock:
+    """One faulthandler report: a fatal error, or a dump taken on request or by a timer."""
+
+    fatal: str | None = None  # "Segmentation fault", "Aborted", ... or None for a plain dump
+    signal: str | None = None
+    threads: list[Stack] = field(default_factory=list)
+    current_thread: str | None = None
+    first_line: int = 0
+    text: str = ""
+
+    @property
+    def current(self) -> Stack | None:
+        for stack in self.threads:
+            if stack.thread == self.current_thread:
+                return stack
+        return self.threads[0] if self.threads else None
+
+
+def _frame(match: re.Match[str]) -> Frame:
+    line = match.group("line")
+    return Frame(
+        name=match.group("name"),
+        file=match.group("file"),
+        line=int(line) if line.isdigit() else None,
+        native=False,
+    )
+
+
+def parse_fault_text(text: str, pid: int | None = None) -> list[FaultBlock]:
+    """Split *text* into faulthandler blocks.
+
+    A fatal block starts at "Fatal Python error:" and owns the thread stacks after it; thread
+    stacks that follow no fatal line (dump_traceback, dump_traceback_later, a registered signal)
+    form dump blocks, one per run of consecutive thread sections.
+    """
+    blocks: list[FaultBlock] = []
+    block: FaultBlock | None = None
+    stack: Stack | None = None
+    lines = text.splitlines()
+    block_start = 0
+    in_threads = False  # a dump block stays open across the blank lines between its threads
+
+    def close() -> None:
+        nonlocal block, stack
+        if block is not None:
+            block.text = "\n".join(lines[block_start : index]).strip("\n")
+            blocks.append(block)
+        block, stack = None, None
+
+    index = 0
+    for index, line in enumerate(lines):  # noqa: B007 - close() reads index
+        fatal = FATAL_RE.search(line)
+        if fatal:
+            close()
+            what = fatal.group("what").strip()
+            block = FaultBlock(fatal=what, signal=FATAL_SIGNALS.get(what), first_line=index + 1)
+            block_start = index
+            in_threads = False
+            continue
+        head = THREAD_RE.match(line) or STACK_RE.match(line)
+        if head:
+            if block is None or (block.fatal is None and not in_threads):
+                close()
+                block = FaultBlock(first_line=index + 1)
+                block_start = index
+            tid = head.groupdict().get("tid") or "unknown"
+            name = head.groupdict().get("name")
+            label = f"{tid} {name}" if name else tid
+            stack = Stack(pid=pid, thread=label, method="faulthandler")
+            block.threads.append(stack)
+            if head.groupdict().get("current") == "Current thread":
+                block.current_thread = label
+            in_threads = True
+            continue
+        frame = FRAME_RE.match(line)
+        if frame and stack is not None:
+            stack.frames.append(_frame(frame))
+            continue
+        if GARBAGE_RE.match(line) or not line.strip():
+            stack = None if not line.strip() else stack
+            continue
+        if line.startswith("Extension modules:") and block is not None:
+            continue
+        # Anything else ends the thread sections of a dump block.
+        stack = None
+        if block is not None and block.fatal is None:
+            index_saved = index
+            close()
+            index = index_saved
+            in_threads = False
+    index = len(lines)
+    close()
+    return blocks
+
+
+def fatal_block(blocks: list[FaultBlock]) -> FaultBlock | None:
+    """The first fatal-error block, which describes how the process died."""
+    for block in blocks:
+        if block.fatal is not None:
+            return block
+    return None
