@@ -1,0 +1,238 @@
+"""Take all threads' stacks of a live process with py-spy, native frames included.
+
+py-spy 0.4 combines ``--native`` and ``--json``, so one run gives everything.  The text form is
+rendered from that same JSON in py-spy's own layout rather than taken by a second run: two
+py-spy processes attached at once to one target steal each other's ptrace attach (measured:
+the second returns no threads, or the first does), and a second sequential run would pause the
+target twice, double the time, and could show a different moment.  The raw JSON and the text
+are kept next to the parsed :class:`~forensics.model.Stack` list.  Failures become an ``error``
+plus a ``hint`` that says how to fix them (no py-spy, no ptrace rights, not a Python process),
+never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forensics.model import Frame, Stack
+
+HINT_INSTALL = "install py-spy in the environment that runs forensics: pip install py-spy"
+HINT_PTRACE = (
+    "py-spy needs ptrace rights over the process: run as the same user with CAP_SYS_PTRACE "
+    "(as root, or `setcap cap_sys_ptrace+ep $(which py-spy)`); in Docker add "
+    "`--cap-add SYS_PTRACE`, in Kubernetes `securityContext.capabilities.add: [SYS_PTRACE]`; "
+    "with Yama, `sysctl kernel.yama.ptrace_scope=0` lets a user attach to its own processes"
+)
+HINT_NOT_PYTHON = "not a Python process: its state and kernel stack are in the /proc evidence"
+HINT_GONE = "the process exited before its stacks could be taken"
+HINT_TIMEOUT = (
+    "py-spy did not finish in time: the process may be in D-state or the machine overloaded"
+)
+
+
+@dataclass
+class PySpyResult:
+    pid: int
+    ok: bool
+    stacks: list[Stack] = field(default_factory=list)
+    raw_json: str | None = None
+    raw_text: str | None = None
+    error: str | None = None
+    hint: str | None = None
+    # "ptrace-denied" | "no-py-spy" | "not-python" | "exited" | "timeout" | "failed" | None
+    failure: str | None = None
+    duration: float = 0.0
+    command: list[str] = field(default_factory=list)
+
+
+def find_py_spy() -> str | None:
+    """The py-spy next to this interpreter first: a pyenv shim on PATH costs ~0.1 s a call."""
+    local = Path(sys.executable).parent / "py-spy"
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    return shutil.which("py-spy")
+
+
+def _library(path: str | None) -> str | None:
+    return os.path.basename(path) if path else None
+
+
+def parse_pyspy_json(text: str, pid: int) -> list[Stack]:
+    """Turn ``py-spy dump --json`` output into stacks, innermost frame first (as py-spy prints).
+
+    A frame is native when py-spy names a shared object for it (``module``); Python frames
+    carry the source file and line.  Unexpected shapes are skipped, never evaluated.
+    """
+    data = json.loads(text)
+    if not isinstance(data, list):
+        raise ValueError("py-spy JSON is not a list of threads")
+    stacks = []
+    for thread in data:
+        if not isinstance(thread, dict):
+            continue
+        stacks.append(_stack(thread, pid))
+    return stacks
+
+
+def _stack(thread: dict[str, Any], pid: int) -> Stack:
+    tid = thread.get("os_thread_id") or thread.get("thread_id")
+    name = thread.get("thread_name") or ""
+    activity = "active" if thread.get("active") else "idle"
+    gil = ", gil" if thread.get("owns_gil") else ""
+    frames = []
+    for raw in thread.get("frames") or []:
+        if not isinstance(raw, dict):
+            continue
+        module = raw.get("module")
+        native = isinstance(module, str) and bool(module)
+        line = raw.get("line")
+        filename = raw.get("filename")
+        # A native frame's filename is the C source when debug info has it, else the library.
+        source = filename if isinstance(filename, str) and filename != module else None
+        frames.append(
+            Frame(
+                name=str(raw.get("name", "?")),
+                file=source,
+                line=line if isinstance(line, int) and line > 0 else None,
+                native=native,
+                library=_library(module) if native else None,
+            )
+        )
+    label = f"{tid} {name} ({activity}{gil})".replace("  ", " ")
+    return Stack(pid=pid, thread=label, frames=frames, method="py-spy", state=activity)
+
+
+def classify_failure(stderr: str, pid: int) -> tuple[str, str]:
+    """Map py-spy's stderr to (failure kind, hint)."""
+    low = stderr.lower()
+    if not os.path.exists(f"/proc/{pid}") or "no such file or directory (os error 2)" in low:
+        return "exited", HINT_GONE
+    if "permission denied" in low or "operation not permitted" in low or "os error 1)" in low:
+        return "ptrace-denied", HINT_PTRACE
+    if "failed to find python version" in low or "failed to find a python interpreter" in low:
+        return "not-python", HINT_NOT_PYTHON
+    return "failed", "see py-spy's message above"
+
+
+def _first_error_line(stderr: str) -> str:
+    """py-spy prints an anyhow chain then a backtrace; keep the message and its causes."""
+    kept = []
+    for line in stderr.splitlines():
+        if line.startswith("Stack backtrace:"):
+            break
+        if line.strip():
+            kept.append(line.strip())
+    return " ".join(kept)[:500] or "py-spy failed without a message"
+
+
+def dump_pyspy(
+    pid: int,
+    timeout: float = 10.0,
+    native: bool = True,
+    *,
+    text: bool = True,
+    py_spy: Sequence[str] | None = None,
+) -> PySpyResult:
+    """Dump every thread of *pid*; never raises.
+
+    *py_spy* is the argv that starts py-spy (default: the one installed with forensics), so a
+    caller can run it through ``sudo -n`` or, in tests, without CAP_SYS_PTRACE.
+    """
+    start = time.monotonic()
+    argv = list(py_spy) if py_spy else None
+    if argv is None:
+        exe = find_py_spy()
+        if exe is None:
+            return PySpyResult(
+                pid, False, error="py-spy not found", hint=HINT_INSTALL, failure="no-py-spy"
+            )
+        argv = [exe]
+    base = [*argv, "dump", "--pid", str(pid)] + (["--native"] if native else [])
+    result = PySpyResult(pid, False, command=[*base, "--json"])
+    try:
+        proc = _spawn([*base, "--json"])
+    except OSError as exc:
+        result.error = f"cannot run {argv[0]}: {exc.strerror}"
+        result.hint, result.failure = HINT_INSTALL, "no-py-spy"
+        return result
+    rc, out, err = _finish(proc, start + timeout)
+    result.duration = time.monotonic() - start
+    result.raw_json = out or None
+    if rc is None:
+        result.error, result.hint, result.failure = (
+            f"py-spy timed out after {timeout:g} s",
+            HINT_TIMEOUT,
+            "timeout",
+        )
+        return result
+    if rc != 0:
+        result.error = _first_error_line(err)
+        result.failure, result.hint = classify_failure(err, pid)
+        return result
+    try:
+        result.stacks = parse_pyspy_json(out, pid)
+    except ValueError as exc:
+        result.error, result.failure = f"unreadable py-spy JSON: {exc}", "failed"
+        result.hint = "report the py-spy version; the raw output is kept in the bundle"
+        return result
+    result.ok = True
+    if text:
+        result.raw_text = render_text(pid, result.stacks)
+    return result
+
+
+def render_text(pid: int, stacks: list[Stack]) -> str:
+    """py-spy's text layout (``Thread TID (idle): "name"`` then indented frames)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmd = " ".join(a.decode("utf-8", "replace") for a in raw.split(b"\0") if a)
+    except OSError:
+        cmd = "?"
+    lines = [f"Process {pid}: {cmd}", "(rendered by forensics from py-spy dump --json)", ""]
+    for stack in stacks:
+        tid, _, rest = stack.thread.partition(" ")
+        name, _, status = rest.rpartition(" (")
+        status = status.rstrip(")").replace(", gil", "+gil")
+        lines.append(f'Thread {tid} ({status}): "{name}"')
+        for frame in stack.frames:
+            if frame.native:
+                where = frame.library or "?"
+                if frame.file and frame.line:
+                    where = f"{os.path.basename(frame.file)}:{frame.line}"
+            else:
+                where = f"{frame.file}:{frame.line}" if frame.line else f"{frame.file}"
+            lines.append(f"    {frame.name} ({where})")
+    return "\n".join(lines) + "\n"
+
+
+def _spawn(argv: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        # py-spy prints a Rust backtrace on errors; we keep only the message.
+        env={**os.environ, "RUST_BACKTRACE": "0"},
+    )
+
+
+def _finish(proc: subprocess.Popen[str], deadline: float) -> tuple[int | None, str, str]:
+    """Wait for *proc* until *deadline*; kill it past that (rc None) so no py-spy lingers."""
+    try:
+        out, err = proc.communicate(timeout=max(0.0, deadline - time.monotonic()))
+        return proc.returncode, out, err
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        return None, out, err
