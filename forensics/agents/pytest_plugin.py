@@ -1,0 +1,255 @@
+"""The pytest agent: breadcrumbs of every test, in the controller and in every xdist worker.
+
+Registered under ``pytest11`` and inert unless the run is supervised (``forensics wrap`` sets
+``FORENSICS_BUNDLE``) or ``--forensics-bundle DIR`` is given.  Standard library only, besides
+pytest itself; xdist hooks are optional so the plugin works without xdist installed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forensics.agents import bootstrap
+from forensics.bundle import ENV_BUNDLE, ENV_PARENT_TEST, ENV_PARENT_WORKER, SUBDIRS
+
+_BUNDLE_HELP = (
+    "write forensics breadcrumbs and fault dumps into this bundle directory "
+    "(set automatically under `forensics wrap`)"
+)
+_active_key = pytest.StashKey[bool]()
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_MESSAGE_LIMIT = 2000
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("forensics", "crash forensics")
+    group.addoption("--forensics-bundle", dest="forensics_bundle", default=None, help=_BUNDLE_HELP)
+    parser.addini("forensics_bundle", _BUNDLE_HELP, default=None)
+
+
+def _resolve_bundle(config: pytest.Config) -> str | None:
+    """The bundle directory from the command line, the ini file or the environment."""
+    value = config.getoption("forensics_bundle", None) or config.getini("forensics_bundle")
+    if value:
+        path = Path(str(value))
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for sub in SUBDIRS:
+            (path / sub).mkdir(mode=0o700, exist_ok=True)
+        # Workers and the processes tests start inherit the environment.
+        os.environ[ENV_BUNDLE] = str(path.resolve())
+    return os.environ.get(ENV_BUNDLE)
+
+
+def _rss() -> int | None:
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _worker_id(config: pytest.Config) -> str | None:
+    workerinput = getattr(config, "workerinput", None)
+    if isinstance(workerinput, dict):
+        return str(workerinput.get("workerid"))
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def _role(config: pytest.Config) -> str:
+    if getattr(config, "workerinput", None) is not None:
+        return "worker"
+    dist = getattr(config.option, "dist", "no")
+    numprocesses = getattr(config.option, "numprocesses", None)
+    if dist not in (None, "no") or numprocesses:
+        return "controller"
+    return "single"
+
+
+def _active(config: pytest.Config) -> bool:
+    return config.stash.get(_active_key, False)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if not _resolve_bundle(config) or not bootstrap.activate():
+        return
+    config.stash[_active_key] = True
+    # pytest's faulthandler plugin points faulthandler at stderr in its own configure hook.
+    bootstrap.reenable_faulthandler()
+    worker = _worker_id(config)
+    bootstrap.state.worker = worker
+    if worker:
+        os.environ[ENV_PARENT_WORKER] = worker
+    bootstrap.record(
+        "session-start",
+        role=_role(config),
+        worker=worker,
+        rootdir=str(config.rootpath),
+        args=[str(a) for a in config.invocation_params.args],
+        invocation_dir=str(config.invocation_params.dir),
+        xdist_dist=getattr(config.option, "dist", None),
+        plugins=sorted(
+            {name for name, _ in config.pluginmanager.list_name_plugin() if name and "/" not in name}
+        )[:200],
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _active(config):
+        bootstrap.record("session-unconfigure")
+
+
+def pytest_collectstart(collector: pytest.Collector) -> None:
+    if _active(collector.config) and isinstance(collector, pytest.Module):
+        bootstrap.record("collect-start", nodeid=collector.nodeid)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    # Module-level collectors only: they are where an import-time crash happens.
+    if bootstrap.state.writer is None or not report.nodeid.endswith(".py"):
+        return
+    bootstrap.record("collect-end", nodeid=report.nodeid, outcome=report.outcome)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    if not _active(item.config):
+        yield
+        return
+    nodeid = item.nodeid
+    bootstrap.state.current_test = nodeid
+    # Processes the test starts inherit the name of the test that started them.
+    os.environ[ENV_PARENT_TEST] = nodeid
+    bootstrap.record("test-start", nodeid=nodeid, rss=_rss())
+    try:
+        yield
+    finally:
+        bootstrap.record("test-end", nodeid=nodeid, rss=_rss())
+        bootstrap.state.current_test = None
+        os.environ.pop(ENV_PARENT_TEST, None)
+
+
+def _phase_wrapper(item: pytest.Item, phase: str) -> Any:
+    if _active(item.config):
+        bootstrap.record("phase-start", nodeid=item.nodeid, phase=phase)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _phase_wrapper(item, "setup")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    _phase_wrapper(item, "call")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    _phase_wrapper(item, "teardown")
+
+
+def _failure_message(report: pytest.TestReport) -> str | None:
+    if not report.failed:
+        return None
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = getattr(crash, "message", None)
+    if isinstance(message, str):
+        return message[:_MESSAGE_LIMIT]
+    return str(report.longrepr)[-_MESSAGE_LIMIT:]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if bootstrap.state.writer is None:
+        return
+    node = getattr(report, "node", None)
+    if node is not None:
+        # A report that a worker sent to the controller.
+        worker = getattr(getattr(node, "gateway", None), "id", None)
+        kind = "report"
+    else:
+        worker = bootstrap.state.worker
+        kind = "phase-end"
+    crash = getattr(report.longrepr, "reprcrash", None)
+    bootstrap.record(
+        kind,
+        nodeid=report.nodeid,
+        phase=report.when,
+        outcome=report.outcome,
+        worker=worker,
+        duration=round(report.duration, 6),
+        wasxfail=hasattr(report, "wasxfail"),
+        message=_failure_message(report),
+        location=(
+            [getattr(crash, "path", None), getattr(crash, "lineno", None)] if report.failed else None
+        ),
+        longrepr=str(report.longrepr)[-_MESSAGE_LIMIT * 4 :] if report.failed else None,
+    )
+
+
+def pytest_internalerror(excrepr: Any, excinfo: Any) -> None:
+    if bootstrap.state.writer is not None:
+        bootstrap.record("internalerror", text=str(excrepr)[-20000:])
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _active(session.config):
+        bootstrap.record("session-finish", exitstatus=int(exitstatus))
+
+
+# --- xdist controller hooks ------------------------------------------------------------------
+
+
+def _worker_popen(node: Any) -> Any:
+    return getattr(getattr(getattr(node, "gateway", None), "_io", None), "popen", None)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodeready(node: Any) -> None:
+    if bootstrap.state.writer is None:
+        return
+    popen = _worker_popen(node)
+    bootstrap.record(
+        "node-ready",
+        worker=getattr(getattr(node, "gateway", None), "id", None),
+        worker_pid=getattr(popen, "pid", None),
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    if bootstrap.state.writer is None:
+        return
+    popen = _worker_popen(node)
+    returncode = None
+    if popen is not None and error is not None:
+        # The worker's pipe closed; give the kernel a moment to deliver its exit status.
+        deadline = time.monotonic() + 2.0
+        while returncode is None and time.monotonic() < deadline:
+            returncode = popen.poll()
+            if returncode is None:
+                time.sleep(0.02)
+    bootstrap.record(
+        "node-down",
+        worker=getattr(getattr(node, "gateway", None), "id", None),
+        worker_pid=getattr(popen, "pid", None),
+        error=None if error is None else str(error)[:_MESSAGE_LIMIT],
+        returncode=returncode,
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem: str, report: Any, sched: Any) -> None:
+    if bootstrap.state.writer is None:
+        return
+    node = getattr(report, "node", None)
+    bootstrap.record(
+        "crash-item",
+        nodeid=crashitem,
+        worker=getattr(getattr(node, "gateway", None), "id", None),
+    )

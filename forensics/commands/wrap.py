@@ -1,0 +1,99 @@
+"""Run a command under supervision and keep the evidence of every process death.
+
+\b
+  forensics wrap -- pytest -n 8 tests/
+  forensics wrap --bundle crash-bundle --hang-timeout 300 -- python worker_pool.py
+
+Exits with the command's exit status (128+N when it died of signal N), after one line per
+incident on stderr and the `forensics report` command to read the bundle.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from forensics.bundle import BundleError, create_bundle_dir
+from forensics.errors import ForensicsError
+from forensics.supervise.supervisor import Supervisor, WrapOptions
+
+
+def _default_bundle() -> Path:
+    return Path(f"forensics-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+
+
+@click.command(
+    "wrap",
+    help=__doc__,
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option("--bundle", "bundle", type=click.Path(path_type=Path), default=None,
+              help="Bundle directory to write (default: ./forensics-<time>-<pid>/).")
+@click.option("--force", is_flag=True, help="Overwrite an existing bundle directory.")
+@click.option("--hang-timeout", type=float, default=None, metavar="S",
+              help="A test that makes no progress for S seconds is a hang.")
+@click.option("--timeout", type=float, default=None, metavar="S",
+              help="End the whole run after S seconds, with evidence.")
+@click.option("--interrupt-grace", type=float, default=10.0, metavar="S", show_default=True,
+              help="After Ctrl-C or SIGTERM, how long the command gets to exit by itself.")
+@click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
+def command(
+    bundle: Path | None,
+    force: bool,
+    hang_timeout: float | None,
+    timeout: float | None,
+    interrupt_grace: float,
+    argv: tuple[str, ...],
+) -> None:
+    if not argv:
+        raise click.UsageError("give the command to run after --, e.g. forensics wrap -- pytest -n 4")
+    for name, value in (("--hang-timeout", hang_timeout), ("--timeout", timeout)):
+        if value is not None and value < 0:
+            raise click.UsageError(f"{name} must be >= 0 (0 turns it off), got {value:g}")
+    path = bundle or _default_bundle()
+    try:
+        create_bundle_dir(path, force=force)
+    except BundleError as exc:
+        raise ForensicsError(str(exc)) from exc
+    options = WrapOptions(
+        argv=list(argv),
+        bundle=path,
+        hang_timeout=hang_timeout or None,
+        timeout=timeout or None,
+        interrupt_grace=interrupt_grace,
+    )
+    supervisor = Supervisor(options)
+    try:
+        status = supervisor.run()
+    except FileNotFoundError as exc:
+        raise ForensicsError(f"cannot run {argv[0]!r}: {exc.strerror}; check the command") from exc
+    except PermissionError as exc:
+        raise ForensicsError(f"cannot run {argv[0]!r}: {exc.strerror}") from exc
+    _summarize(path)
+    sys.exit(status)
+
+
+def _summarize(path: Path) -> None:
+    """One line per incident, then the command to read the bundle."""
+    from forensics.analyze.triage import analyze_bundle
+    from forensics.render.text import incident_line
+
+    try:
+        triage = analyze_bundle(path)
+    except Exception as exc:  # noqa: BLE001 - the run's exit status matters more than the summary
+        click.echo(f"forensics: could not analyze {path}: {exc}", err=True)
+        triage = None
+    if triage is not None:
+        if triage.incidents:
+            click.echo(f"forensics: {len(triage.incidents)} incident(s):", err=True)
+            for incident in triage.incidents:
+                click.echo(f"  {incident_line(incident)}", err=True)
+        else:
+            click.echo("forensics: no incidents", err=True)
+    click.echo(f"forensics: bundle in {path}; next: forensics report {shlex.quote(str(path))}",
+               err=True)

@@ -1,0 +1,80 @@
+"""The terminal summary, as a generator of lines so tests assert lines, not files."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from forensics.model import Incident, Triage
+
+
+def incident_line(incident: Incident) -> str:
+    cause = f"[{incident.cause}]"
+    extra = f" (also: {', '.join(s.cause for s in incident.secondary)})" if incident.secondary else ""
+    return f"{incident.id} {cause:<19} {incident.summary}{extra}"
+
+
+def _frame_line(name: str, file: str | None, line: int | None, native: bool) -> str:
+    where = f"{file}:{line}" if file and line is not None else (file or "")
+    mark = "native " if native else ""
+    return f"      {mark}{name}  {where}".rstrip()
+
+
+def text_lines(triage: Triage, max_frames: int = 12) -> Iterator[str]:
+    run = triage.run
+    tests = run.tests
+    yield f"forensics triage of {', '.join(triage.source.paths)}"
+    if run.command:
+        yield f"  command:   {' '.join(run.command)}"
+    status = "unknown" if run.exit_code is None else str(run.exit_code)
+    duration = "?" if run.duration_s is None else f"{run.duration_s:.1f}s"
+    yield f"  exit:      {status}   duration: {duration}"
+    yield (
+        f"  tests:     {tests.passed} passed, {tests.failed} failed, {tests.error} error, "
+        f"{tests.skipped} skipped"
+    )
+    causes = Counter(i.cause for i in triage.incidents)
+    yield "  incidents: " + (", ".join(f"{n} {c}" for c, n in causes.most_common()) or "none")
+    for incident in triage.incidents:
+        yield ""
+        yield incident_line(incident)
+        yield f"    confidence: {incident.confidence}"
+        facts = [
+            ("worker", incident.worker),
+            ("pid", incident.pid),
+            ("signal", incident.signal),
+            ("exit", incident.exit_code),
+            ("phase", incident.phase),
+            ("library", incident.native_library),
+        ]
+        shown = "  ".join(f"{k}={v}" for k, v in facts if v is not None)
+        if shown:
+            yield f"    {shown}"
+        if incident.test:
+            yield f"    test: {incident.test}"
+        if incident.prior_tests:
+            tail = incident.prior_tests[-5:]
+            more = len(incident.prior_tests) - len(tail)
+            yield f"    prior tests on this process ({len(incident.prior_tests)}):" + (
+                f" ...{more} earlier" if more else ""
+            )
+            for nodeid in tail:
+                yield f"      {nodeid}"
+        for sec in incident.secondary:
+            ref = f" [{sec.ref}]" if sec.ref else ""
+            yield f"    secondary {sec.cause}: {sec.summary}{ref}"
+        for stack in incident.stacks[:3]:
+            method = f" via {stack.method}" if stack.method else ""
+            yield f"    stack pid {stack.pid} thread {stack.thread}{method}:"
+            for frame in stack.frames[:max_frames]:
+                yield _frame_line(frame.name, frame.file, frame.line, frame.native)
+            if len(stack.frames) > max_frames:
+                yield f"      ... {len(stack.frames) - max_frames} more frames"
+        if incident.repro:
+            yield f"    repro: {incident.repro}"
+    for note in triage.notes:
+        yield f"note: {note}"
+
+
+def render_text(triage: Triage) -> str:
+    return "\n".join(text_lines(triage)) + "\n"

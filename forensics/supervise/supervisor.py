@@ -1,0 +1,474 @@
+"""The ``wrap`` side: run a command, watch every process it starts, keep evidence of each death.
+
+The supervisor is the parent of the wrapped command and a child subreaper, so every orphaned
+descendant is re-parented to it.  It writes the bundle's journal (``events.jsonl``), tees the
+command's output, forwards and escalates signals, and at the end reaps what the run left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+from forensics import __version__
+from forensics.bundle import (
+    BUNDLE_SCHEMA,
+    EVENTS,
+    MANIFEST,
+    OUTPUT,
+    JsonlWriter,
+    open_append,
+    write_json_atomic,
+)
+from forensics.redact import Redactor
+from forensics.supervise import launch
+from forensics.supervise.procevents import ProcEvent, ProcEventListener
+
+TICK_S = 0.1
+TREE_SCAN_S = 0.5
+# After the first forwarded SIGINT/SIGTERM: how long the command gets to exit by itself.
+DEFAULT_INTERRUPT_GRACE_S = 10.0
+TERM_GRACE_S = 5.0
+
+
+def signal_name(number: int | None) -> str | None:
+    if number is None:
+        return None
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"SIG{number}"
+
+
+@dataclass
+class WrapOptions:
+    argv: list[str]
+    bundle: Path
+    hang_timeout: float | None = None
+    timeout: float | None = None
+    interrupt_grace: float = DEFAULT_INTERRUPT_GRACE_S
+    # Called once the command has exited and the bundle is complete (the stall watch and
+    # memory collectors register here).
+    extensions: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class _Proc:
+    pid: int
+    ppid: int | None
+    argv: list[str]
+    exited: bool = False
+
+
+class Supervisor:
+    def __init__(self, options: WrapOptions) -> None:
+        self.options = options
+        self.bundle = options.bundle
+        self.run_id = uuid.uuid4().hex[:16]
+        self.events = JsonlWriter(self.bundle / EVENTS)
+        self.redactor = Redactor.from_environ(os.environ)
+        self.child: subprocess.Popen[bytes] | None = None
+        self.watchdog: subprocess.Popen[bytes] | None = None
+        self.listener: ProcEventListener | None = None
+        self.procs: dict[int, _Proc] = {}
+        self._procs_lock = threading.Lock()
+        self._interrupts = 0
+        self._escalate_at: float | None = None
+        self._escalation_step = 0
+        self._child_status: int | None = None
+        self._tee_threads: list[threading.Thread] = []
+        self._output_fd: int | None = None
+        self.start_time = time.time()
+        self.ended_by: str | None = None
+        self._on_tick: list[Callable[[Supervisor], None]] = []
+        self._on_finish: list[Callable[[Supervisor], None]] = []
+        # Called before each escalation step (evidence collection before SIGTERM/SIGKILL).
+        self._escalation_hooks: list[Callable[[Supervisor], None]] = []
+
+    # --- journal -----------------------------------------------------------------------------
+
+    def event(self, kind: str, **fields: Any) -> None:
+        self.events.write({"t": time.time(), "kind": kind, **fields})
+
+    def add_tick(self, callback: Callable[[Supervisor], None]) -> None:
+        self._on_tick.append(callback)
+
+    def add_finish(self, callback: Callable[[Supervisor], None]) -> None:
+        self._on_finish.append(callback)
+
+    def add_escalation(self, callback: Callable[[Supervisor], None]) -> None:
+        self._escalation_hooks.append(callback)
+
+    def _manifest(self, **end: Any) -> dict[str, Any]:
+        return {
+            "schema": BUNDLE_SCHEMA,
+            "run_id": self.run_id,
+            "command": self.redactor.argv(self.options.argv),
+            "cwd": os.getcwd(),
+            "start": self.start_time,
+            "end": end.get("end"),
+            "exit_status": end.get("exit_status"),
+            "ended_by": end.get("ended_by"),
+            "options": {
+                "hang_timeout": self.options.hang_timeout,
+                "timeout": self.options.timeout,
+                "interrupt_grace": self.options.interrupt_grace,
+            },
+            "host": _host_facts(),
+            "tools": _tool_versions(),
+            "environment": self.redactor.env(dict(os.environ)),
+        }
+
+    # --- process tree ------------------------------------------------------------------------
+
+    def _note_process(self, pid: int, ppid: int | None, argv: list[str], source: str) -> None:
+        with self._procs_lock:
+            if pid in self.procs:
+                return
+            self.procs[pid] = _Proc(pid, ppid, argv)
+        self.event("proc-start", pid=pid, ppid=ppid, argv=self.redactor.argv(argv), source=source)
+
+    def _on_proc_event(self, event: ProcEvent) -> None:
+        if event.kind in ("fork", "exec"):
+            argv = _cmdline(event.pid)
+            if event.kind == "exec":
+                with self._procs_lock:
+                    known = self.procs.get(event.pid)
+                if known is not None:
+                    known.argv = argv
+                    self.event("proc-exec", pid=event.pid, argv=self.redactor.argv(argv))
+                    return
+            self._note_process(event.pid, event.ppid, argv, "connector")
+            return
+        with self._procs_lock:
+            proc = self.procs.get(event.pid)
+            if proc is not None:
+                proc.exited = True
+        self.event(
+            "proc-exit",
+            pid=event.pid,
+            exit_code=event.exit_code,
+            signal=signal_name(event.signal),
+            core_dumped=event.core_dumped,
+            source="connector",
+        )
+
+    def run_pids(self) -> list[int]:
+        """Live processes of the run: the command, its descendants and adopted orphans."""
+        excluded = {os.getpid()}
+        if self.watchdog is not None:
+            excluded.add(self.watchdog.pid)
+        found: list[int] = []
+        try:
+            children = psutil.Process().children(recursive=True)
+        except psutil.Error:
+            return found
+        for proc in children:
+            if proc.pid in excluded:
+                continue
+            try:
+                if proc.name() == "py-spy" or proc.status() == psutil.STATUS_ZOMBIE:
+                    continue
+            except psutil.Error:
+                continue
+            found.append(proc.pid)
+        return found
+
+    def _scan_tree(self) -> None:
+        for pid in self.run_pids():
+            if pid in self.procs:
+                continue
+            try:
+                proc = psutil.Process(pid)
+                self._note_process(pid, proc.ppid(), proc.cmdline(), "tree")
+            except psutil.Error:
+                continue
+
+    def _reap(self) -> None:
+        """Collect exit statuses of our own children: the command and adopted orphans."""
+        assert self.child is not None
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if self.watchdog is not None and pid == self.watchdog.pid:
+                self.watchdog.returncode = os.waitstatus_to_exitcode(status)
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if pid == self.child.pid:
+                self._child_status = code
+                self.child.returncode = code
+            if self.listener is None or pid == self.child.pid:
+                self.event(
+                    "proc-exit",
+                    pid=pid,
+                    exit_code=code if code >= 0 else None,
+                    signal=signal_name(-code) if code < 0 else None,
+                    source="reaped",
+                )
+
+    # --- output ------------------------------------------------------------------------------
+
+    def _tee(self, source: IO[bytes], sink: IO[bytes]) -> None:
+        fd = source.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            try:
+                sink.write(chunk)
+                sink.flush()
+            except (OSError, ValueError):
+                pass
+            if self._output_fd is not None:
+                try:
+                    os.write(self._output_fd, chunk)
+                except OSError:
+                    pass
+
+    # --- signals -----------------------------------------------------------------------------
+
+    def _forward(self, signum: int, frame: object) -> None:
+        self.event("signal-received", signal=signal_name(signum))
+        if signum == signal.SIGINT:
+            self._interrupts += 1
+        if self._interrupts >= 2:
+            self.ended_by = "interrupt"
+            self._escalate(now=True)
+            return
+        self._send_group(signum)
+        if self._escalate_at is None:
+            self._escalate_at = time.monotonic() + self.options.interrupt_grace
+            self.ended_by = self.ended_by or f"{signal_name(signum)} from user"
+
+    def _send_group(self, signum: int) -> None:
+        assert self.child is not None
+        try:
+            os.killpg(self.child.pid, signum)
+            self.event("signal-sent", signal=signal_name(signum), pgid=self.child.pid)
+        except OSError as exc:
+            self.event("signal-sent", signal=signal_name(signum), error=exc.strerror)
+
+    def _escalate(self, now: bool = False) -> None:
+        """SIGTERM the whole run, then SIGKILL; each step after a grace period."""
+        self._escalation_step += 1
+        for callback in list(self._escalation_hooks):
+            callback(self)
+        if self._escalation_step == 1 and not now:
+            self.terminate_run(signal.SIGTERM)
+            self._escalate_at = time.monotonic() + TERM_GRACE_S
+        else:
+            self.terminate_run(signal.SIGKILL)
+            self._escalate_at = time.monotonic() + TERM_GRACE_S
+
+    def terminate_run(self, signum: int) -> None:
+        assert self.child is not None
+        self._send_group(signum)
+        for pid in self.run_pids():
+            try:
+                os.kill(pid, signum)
+            except OSError:
+                pass
+
+    # --- the run -----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        opts = self.options
+        self._output_fd = open_append(self.bundle / OUTPUT)
+        write_json_atomic(self.bundle / MANIFEST, self._manifest())
+        self.event("run-start", run_id=self.run_id, argv=self.redactor.argv(opts.argv))
+        if not launch.become_subreaper():
+            self.event("collector", name="subreaper", ok=False, reason="prctl refused")
+        self._open_listener()
+        env = launch.child_environment(os.environ, self.bundle.resolve(), self.run_id)
+        previous = {
+            sig: signal.signal(sig, self._forward)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        }
+        try:
+            try:
+                self.child = launch.start_child(opts.argv, env)
+            except OSError as exc:
+                self.event("run-end", exit_status=127, error=exc.strerror)
+                raise
+            if self.listener is not None:
+                self.listener.track(self.child.pid)
+            self._note_process(self.child.pid, os.getpid(), list(opts.argv), "launch")
+            self.watchdog = launch.start_watchdog(self.run_id, self.child.pid, None)
+            assert self.child.stdout is not None and self.child.stderr is not None
+            for src, sink in ((self.child.stdout, sys.stdout), (self.child.stderr, sys.stderr)):
+                thread = threading.Thread(
+                    target=self._tee, args=(src, sink.buffer), daemon=True, name="forensics-tee"
+                )
+                thread.start()
+                self._tee_threads.append(thread)
+            status = self._loop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self._finish(status)
+        return launch.exit_status(status)
+
+    def _open_listener(self) -> None:
+        listener = ProcEventListener(self._on_proc_event)
+        try:
+            listener.open()
+        except OSError as exc:
+            self.event(
+                "collector",
+                name="proc-connector",
+                ok=False,
+                reason=f"{exc.strerror or exc}: exit signals of processes the command did not "
+                "reap itself come from the agents and xdist instead (needs CAP_NET_ADMIN)",
+            )
+            return
+        listener.start()
+        self.listener = listener
+        self.event("collector", name="proc-connector", ok=True)
+
+    def _loop(self) -> int:
+        assert self.child is not None
+        deadline = time.monotonic() + self.options.timeout if self.options.timeout else None
+        next_scan = 0.0
+        while self._child_status is None:
+            self._reap()
+            if self._child_status is not None:
+                break
+            now = time.monotonic()
+            if now >= next_scan:
+                self._scan_tree()
+                next_scan = now + TREE_SCAN_S
+            for callback in self._on_tick:
+                callback(self)
+            if deadline is not None and now >= deadline and self._escalate_at is None:
+                self.ended_by = f"run timeout ({self.options.timeout:g}s)"
+                self.event("timeout", limit_s=self.options.timeout)
+                self._escalate()
+            elif self._escalate_at is not None and now >= self._escalate_at:
+                self._escalate()
+            time.sleep(TICK_S)
+        return self._child_status
+
+    def _finish(self, status: int) -> None:
+        self.event(
+            "command-exit",
+            pid=self.child.pid if self.child else None,
+            exit_status=launch.exit_status(status),
+            signal=signal_name(-status) if status < 0 else None,
+        )
+        self._reap_survivors()
+        for thread in self._tee_threads:
+            thread.join(timeout=2.0)
+        for callback in self._on_finish:
+            try:
+                callback(self)
+            except Exception as exc:  # noqa: BLE001 - one collector must not lose the rest
+                self.event("collector", name=getattr(callback, "__name__", "?"), ok=False,
+                           reason=f"{type(exc).__name__}: {exc}")
+        if self.listener is not None:
+            # Let the last exit events of the run arrive before we stop listening.
+            time.sleep(0.2)
+            self.listener.stop()
+        end = time.time()
+        self.event("run-end", exit_status=launch.exit_status(status), ended_by=self.ended_by)
+        write_json_atomic(
+            self.bundle / MANIFEST,
+            self._manifest(end=end, exit_status=launch.exit_status(status), ended_by=self.ended_by),
+        )
+        if self.watchdog is not None and self.watchdog.stdin is not None:
+            try:
+                self.watchdog.stdin.write(b"done")
+                self.watchdog.stdin.close()
+                self.watchdog.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.events.close()
+        if self._output_fd is not None:
+            os.close(self._output_fd)
+            self._output_fd = None
+
+    def _reap_survivors(self) -> None:
+        """Processes of the run still alive once the command has exited: report, then end them."""
+        survivors = self.run_pids()
+        if not survivors:
+            return
+        for pid in survivors:
+            self.event("survivor", pid=pid, argv=self.redactor.argv(_cmdline(pid)))
+        procs = []
+        for pid in survivors:
+            try:
+                proc = psutil.Process(pid)
+                proc.terminate()
+                procs.append(proc)
+            except psutil.Error:
+                continue
+        _, alive = psutil.wait_procs(procs, timeout=1.0)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(alive, timeout=1.0)
+        self._reap_all()
+
+    def _reap_all(self) -> None:
+        for _ in range(50):
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return []
+    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+
+
+def _host_facts() -> dict[str, Any]:
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "ci": bool(os.environ.get("CI")),
+    }
+
+
+def _tool_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {"forensics": __version__}
+    for dist in ("pytest", "pytest-xdist", "execnet", "pytest-timeout", "psutil", "py-spy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return versions
