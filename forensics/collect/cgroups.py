@@ -150,8 +150,13 @@ def current_cgroup(pid: int | None = None) -> CgroupInfo | None:
     mi = _read(PROC / "self" / "mountinfo")
     if cg is None or mi is None:
         return None
-    v1, v2 = parse_proc_cgroup(cg)
-    mounts = parse_mountinfo(mi)
+    return detect_cgroup(cg, mi)
+
+
+def detect_cgroup(proc_cgroup: str, mountinfo: str) -> CgroupInfo | None:
+    """Pick the memory cgroup from the texts of /proc/PID/cgroup and /proc/self/mountinfo."""
+    v1, v2 = parse_proc_cgroup(proc_cgroup)
+    mounts = parse_mountinfo(mountinfo)
     if "memory" in v1:
         for m in mounts:
             if m.fstype == "cgroup" and "memory" in m.options:

@@ -344,8 +344,8 @@ def parse_oom(lines: Iterable[KernelLine | str]) -> list[OomKill]:
             # 4.x announces its choice first; the "Killed process" line that follows is the
             # victim (possibly a child of the chosen one).
             pending_lines.append(text)
-            if text.startswith("Memory cgroup out of memory"):
-                pending.setdefault("constraint", "memcg")
+            memcg = text.startswith("Memory cgroup out of memory")
+            pending.setdefault("constraint", "memcg" if memcg else "global")
         elif (m := _KILLED.search(text)) and "reaped process" not in text:
             kill = OomKill(pid=int(m["pid"]), process=m["comm"])
             for key, value in pending.items():
