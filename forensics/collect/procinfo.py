@@ -49,11 +49,11 @@ def signal_name(num: int) -> str:
     if num in _NAMES:
         return _NAMES[num]
     if _SIGRTMIN <= num <= _SIGRTMAX:
-        return (
-            f"SIGRTMIN+{num - _SIGRTMIN}"
-            if num - _SIGRTMIN <= _SIGRTMAX - num
-            else (f"SIGRTMAX-{_SIGRTMAX - num}")
-        )
+        # Name realtime signals from the nearer end, as strace and the kernel docs do.
+        low, high = num - _SIGRTMIN, _SIGRTMAX - num
+        if low <= high:
+            return f"SIGRTMIN+{low}" if low else "SIGRTMIN"
+        return f"SIGRTMAX-{high}" if high else "SIGRTMAX"
     return f"SIG{num}"
 
 
