@@ -168,11 +168,12 @@ def _collect_one(
     timeout: float,
     py_spy: list[str] | None,
     reason: str,
+    native: bool,
 ) -> PidEvidence:
     start = time.monotonic()
     ev = PidEvidence(pid=pid, method="none", why=None)
     try:
-        _collect_into(ev, out_dir, dump_signal, faults_dir, timeout, py_spy, reason)
+        _collect_into(ev, out_dir, dump_signal, faults_dir, timeout, py_spy, reason, native)
     except Exception as exc:  # a collector never fails the others (DESIGN: best-effort)
         ev.error = ev.error or f"collector failed: {type(exc).__name__}: {exc}"
     ev.duration = time.monotonic() - start
@@ -187,6 +188,7 @@ def _collect_into(
     timeout: float,
     py_spy: list[str] | None,
     reason: str,
+    native: bool,
 ) -> None:
     pid = ev.pid
     stem = _stem(out_dir, pid)
@@ -198,7 +200,7 @@ def _collect_into(
     if not info.exists:
         ev.error, ev.hint = "process exited before collection", None
         return
-    spy: PySpyResult = dump_pyspy(pid, timeout=timeout, native=True, py_spy=py_spy)
+    spy: PySpyResult = dump_pyspy(pid, timeout=timeout, native=native, py_spy=py_spy)
     if spy.raw_json:
         ev.files.append(_write_new(out_dir, f"{stem}.pyspy.json", spy.raw_json) or "")
     if spy.raw_text:
@@ -243,13 +245,15 @@ def collect_evidence(
     include_descendants: bool = True,
     py_spy: list[str] | None = None,
     workers: int | None = None,
+    native: bool = True,
 ) -> EvidenceSet:
     """Collect stacks and /proc evidence for *pids* (and, by default, all their descendants).
 
     Writes ``<pid>.proc.json``, ``<pid>.pyspy.json``, ``<pid>.pyspy.txt`` (or
     ``<pid>.faulthandler.txt``) and ``<pid>.evidence.json`` (method, why, hint) into *out_dir*.
     *py_spy* is the argv that runs py-spy (see :func:`~forensics.collect.pyspy.dump_pyspy`);
-    *workers* bounds the parallelism (1 collects one process after the other).
+    *workers* bounds the parallelism (1 collects one process after the other); *native*
+    False skips py-spy's native unwinding, its costliest part (~0.3 CPU-s per process).
     """
     started, t0 = time.time(), time.monotonic()
     try:
@@ -258,7 +262,7 @@ def collect_evidence(
         targets = list(dict.fromkeys(pids))
     result = EvidenceSet(reason=reason, started=started, duration=0.0)
     if targets:
-        args = (out_dir, dump_signal, faults_dir, timeout, py_spy, reason)
+        args = (out_dir, dump_signal, faults_dir, timeout, py_spy, reason, native)
         with ThreadPoolExecutor(max_workers=workers or min(32, len(targets))) as pool:
             futures = [pool.submit(_collect_one, pid, *args) for pid in targets]
             result.processes = [f.result() for f in futures]
