@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import dataclasses
+
+from test_render_html import XSS, sample_triage
+
+from forensics.model import Evidence
+from forensics.redact import Redactor
+from forensics.render.markdown import (
+    GITHUB_BODY_LIMIT,
+    code,
+    markdown_lines,
+    md_escape,
+    render_markdown,
+    title_suggestion,
+)
+
+
+def test_sections_in_the_order_an_upstream_maintainer_reads() -> None:
+    lines = list(markdown_lines(sample_triage()))
+    headings = [line for line in lines if line.startswith("### ")]
+    assert headings[:3] == ["### What happened", "### Environment", "### Reproduce"]
+    assert "### Crash excerpt (I1)" in headings
+    assert "### Stacks (I1)" in headings
+    assert lines[0].startswith("**Suggested title:** SIGSEGV in native code in robin")
+
+
+def test_title_names_the_signal_library_and_test() -> None:
+    title = title_suggestion(sample_triage())
+    assert title == (
+        "SIGSEGV in native code in robin_sparkless/_native.abi3.so (robin-sparkless 0.11.0) "
+        "during test_upper_case under pytest-xdist"
+    )
+
+
+def test_environment_lists_packages_with_versions() -> None:
+    lines = list(markdown_lines(sample_triage()))
+    assert "| robin-sparkless | 0.11.0 |" in lines
+    assert "- python: `3.11.7`" in lines
+
+
+def test_incident_bullets_carry_facts_and_the_xdist_reference() -> None:
+    text = render_markdown(sample_triage())
+    assert "- **I1 native-crash** (high): gw3 died of SIGSEGV" in text
+    assert "signal `SIGSEGV`" in text
+    assert "(see pytest-dev/pytest-xdist#714)" in text
+    assert "```sh\npytest -p no:randomly" in text
+
+
+def test_native_frames_name_their_library() -> None:
+    text = render_markdown(sample_triage())
+    assert "  native  rs_sparkless_collect [robin_sparkless/_native.abi3.so]" in text
+
+
+def test_markup_in_data_is_escaped() -> None:
+    text = render_markdown(sample_triage())
+    assert "<script>" not in text.replace(code(XSS), "")
+    assert "\\<b\\>Queue is closed\\</b\\> &amp; friends" in text
+    assert md_escape("a*b_[c](d)") == "a\\*b\\_\\[c\\](d)"
+    assert code("x `y` z") == "``x `y` z``"
+
+
+def test_fences_survive_backticks_in_excerpts() -> None:
+    t = sample_triage()
+    t.incidents[0].evidence = [Evidence("output.log:1", "```\nnot the end\n```")]
+    lines = list(markdown_lines(t))
+    i = lines.index("From `output.log:1`:")
+    assert lines[i + 2] == "````"
+    assert lines[i + 6] == "````"
+
+
+def test_ten_megabytes_of_output_still_fits_an_issue_body() -> None:
+    t = sample_triage()
+    flood = "".join(f"line {i} of noisy output before the crash\n" for i in range(250_000))
+    assert len(flood) > 10_000_000
+    t.incidents[0].evidence = [Evidence("output.log:1", flood + "Fatal Python error: Aborted")]
+    t.incidents[0].prior_tests = [f"tests/test_{i}.py::test_{i}" for i in range(20_000)]
+    many = [dataclasses.replace(t.incidents[1], id=f"I{n}") for n in range(5, 400)]
+    for inc in many:
+        inc.evidence = [Evidence("output.log:2", flood[:100_000])]
+    t.incidents += many
+    text = render_markdown(t)
+    assert len(text) <= GITHUB_BODY_LIMIT
+    # The primary crash keeps its last line and the cut is announced.
+    assert "Fatal Python error: Aborted" in text
+    assert "earlier characters" in text
+    assert "_Cut to fit a GitHub issue: " in text
+    assert "### Reproduce" in text
+
+
+def test_limit_is_respected_even_when_tiny() -> None:
+    assert len(render_markdown(sample_triage(), limit=3000)) <= 3000
+
+
+def test_unredacted_report_says_so() -> None:
+    t = sample_triage()
+    t.environment.pop("redacted")
+    assert "> NOT REDACTED: " in render_markdown(t).replace("\n> [!WARNING]", "")
+    assert "NOT REDACTED" not in render_markdown(Redactor.from_environ({}).triage(t))
