@@ -7,7 +7,7 @@ import sys
 import click
 
 from forensics import __version__
-from forensics.commands import report, wrap
+from forensics.commands import analyze, report, wrap
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +18,7 @@ def cli() -> None:
 
 cli.add_command(wrap.command)
 cli.add_command(report.command)
+cli.add_command(analyze.command)
 
 
 def main() -> None:

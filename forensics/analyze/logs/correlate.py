@@ -1,0 +1,561 @@
+"""Turn one log's findings into incidents: pair crash evidence with workers and tests, and
+rank consequences (xdist INTERNALERROR, BrokenProcessPool, "Event loop is closed") below
+the crash that caused them.  A consequence is never primary while a cause is in sight.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from forensics.analyze.logs import patterns as P
+from forensics.analyze.logs.findings import FaultRecord, KillEvent, NativeAbort, PythonFailure
+from forensics.analyze.logs.scan import LogScan
+from forensics.analyze.logs.signatures import normalize
+from forensics.model import Evidence, Frame, Incident, Secondary, Stack
+
+# Frames from these packages are the test machinery, not the code that crashed.
+RUNNER_PACKAGES = ("_pytest", "pluggy", "xdist", "execnet", "pytest_timeout", "faulthandler")
+PHASE_BY_HOOK = {
+    "pytest_runtest_setup": "setup",
+    "pytest_runtest_call": "call",
+    "pytest_runtest_teardown": "teardown",
+    "pytest_collect_file": "collect",
+    "pytest_make_collect_report": "collect",
+}
+MAX_TESTS_PER_GROUP = 20
+HANG_SILENCE_S = 300.0
+
+
+@dataclass
+class _Crash:
+    """One dead worker (xdist), or one dead process (serial run), as the log tells it."""
+
+    worker: str | None
+    test: str | None
+    line: int
+    evidence: list[Evidence] = field(default_factory=list)
+    fault: FaultRecord | None = None
+    natives: list[NativeAbort] = field(default_factory=list)
+    hang: bool = False
+
+
+def _ev(scan: LogScan, line: int, excerpt: str) -> Evidence:
+    return Evidence(f"{scan.source}:{line}", excerpt)
+
+
+def _func(test: str) -> str:
+    return test.rsplit("::", 1)[-1].split("[", 1)[0]
+
+
+def _current(fault: FaultRecord) -> Stack | None:
+    for stack in fault.stacks:
+        if stack.state == "current":
+            return stack
+    return fault.stacks[0] if fault.stacks else None
+
+
+def _runner_frame(frame: Frame) -> bool:
+    path = (frame.file or "").replace("\\", "/")
+    return any(f"/{pkg}/" in path or path.endswith(f"/{pkg}.py") for pkg in RUNNER_PACKAGES)
+
+
+def _test_from_frames(frames: list[Frame], rootdir: str | None) -> str | None:
+    for frame in frames:  # innermost first, as faulthandler prints
+        base = os.path.basename(frame.file or "")
+        if frame.name.startswith("test") and (
+            base.startswith("test_") or base.endswith("_test.py")
+        ):
+            path = frame.file or base
+            if rootdir and path.startswith(rootdir.rstrip("/") + "/"):
+                path = path[len(rootdir.rstrip("/")) + 1 :]
+            return f"{path}::{frame.name}"
+    return None
+
+
+def _phase(frames: list[Frame]) -> str | None:
+    for frame in frames:
+        if frame.name in PHASE_BY_HOOK:
+            return PHASE_BY_HOOK[frame.name]
+    return None
+
+
+def _library(frames: list[Frame]) -> str | None:
+    """The package of the innermost non-runner frame under site-packages, if any."""
+    for frame in frames:
+        path = (frame.file or "").replace("\\", "/")
+        for marker in ("/site-packages/", "/dist-packages/"):
+            if marker in path and not _runner_frame(frame):
+                return path.split(marker, 1)[1].split("/", 1)[0]
+    return None
+
+
+def _fault_matches(fault: FaultRecord, crash: _Crash) -> bool:
+    if fault.worker and crash.worker:
+        return fault.worker == crash.worker
+    if fault.test and crash.test:
+        return fault.test == crash.test
+    stack = _current(fault)
+    if stack is None or not crash.test:
+        return False
+    func = _func(crash.test)
+    base = os.path.basename(crash.test.split("::", 1)[0])
+    return any(f.name == func and os.path.basename(f.file or "") == base for f in stack.frames)
+
+
+def _collect_crashes(scan: LogScan) -> list[_Crash]:
+    crashes: list[_Crash] = []
+    by_worker: dict[str, _Crash] = {}
+    for down in scan.node_downs:
+        crash = _Crash(down.worker, None, down.line, [_ev(scan, down.line, down.excerpt)])
+        if down.worker and down.worker not in by_worker:
+            by_worker[down.worker] = crash
+        crashes.append(crash)
+    for item in scan.crashed_items:
+        known = by_worker.get(item.worker)
+        if known is None:
+            known = _Crash(item.worker, item.test, item.line)
+            by_worker[item.worker] = known
+            crashes.append(known)
+        known.test = known.test or item.test
+        known.evidence.append(_ev(scan, item.line, item.excerpt))
+    # Pair each fatal faulthandler block with its worker: by name, by test, else by order.
+    fatal = [f for f in scan.faults if f.fatal is not None]
+    unclaimed = list(fatal)
+    for fault in fatal:
+        for crash in crashes:
+            if crash.fault is None and _fault_matches(fault, crash):
+                crash.fault = fault
+                unclaimed.remove(fault)
+                break
+    for fault in list(unclaimed):
+        later = [c for c in crashes if c.fault is None and c.line >= fault.line and not c.test]
+        later = later or [c for c in crashes if c.fault is None and c.line >= fault.line]
+        if later:
+            later[0].fault = fault
+            unclaimed.remove(fault)
+    for fault in unclaimed:  # a process outside xdist: the run itself, or a subprocess
+        stack = _current(fault)
+        test = fault.test or _test_from_frames(stack.frames if stack else [], scan.rootdir)
+        crashes.append(_Crash(fault.worker, test, fault.line, fault=fault))
+    crashes.sort(key=lambda c: c.line)
+    return crashes
+
+
+def _attach_natives(scan: LogScan, crashes: list[_Crash]) -> list[NativeAbort]:
+    """Give each panic/terminate to the first crash at or after it; return the rest."""
+    orphans = []
+    for native in scan.native_aborts:
+        target = None
+        for crash in crashes:
+            if native.worker and crash.worker and native.worker != crash.worker:
+                continue
+            start = crash.fault.line if crash.fault else crash.line
+            if start >= native.line:
+                target = crash
+                break
+        if target is None:
+            orphans.append(native)
+        else:
+            target.natives.append(native)
+    return orphans
+
+
+def _hang_tests(scan: LogScan) -> dict[str, list[Stack]]:
+    hung: dict[str, list[Stack]] = {}
+    for dump in scan.timeouts:
+        key = dump.test or "?"
+        hung.setdefault(key, []).extend(dump.stacks)
+    # Dumps named by section title ("test_hang") merge into the node id from the summary.
+    for title in [k for k in hung if "::" not in k]:
+        for full in [k for k in hung if "::" in k]:
+            if full.split("::", 1)[1].replace("::", ".") == title or _func(full) == title:
+                hung[full].extend(hung.pop(title))
+                break
+    return hung
+
+
+def _crash_incident(scan: LogScan, crash: _Crash, oom: list[KillEvent]) -> Incident:
+    fault = crash.fault
+    current = _current(fault) if fault else None
+    # The crashing thread first: it is the one a reader needs.
+    stacks = sorted(fault.stacks, key=lambda s: s is not current) if fault else []
+    frames = current.frames if current else []
+    where = f" {crash.worker}" if crash.worker else ""
+    running = f" while running {crash.test}" if crash.test else ""
+    library = _library(frames)
+    evidence = list(crash.evidence)
+    if fault:
+        evidence.insert(0, _ev(scan, fault.line, fault.excerpt))
+        cause, confidence, signal = "native-crash", "high", fault.signal
+        what = f"{fault.signal or 'fatal error'} (Fatal Python error: {fault.fatal})"
+    elif oom:
+        cause, confidence, signal = "oom-kill", "medium", "SIGKILL"
+        what = "killed by the kernel OOM killer"
+        evidence.extend(_ev(scan, k.line, k.excerpt) for k in oom[:3])
+    else:
+        cause, confidence, signal = "native-crash", "low", None
+        what = "died without Python teardown (no fault dump in the log, signal unknown)"
+    summary = f"Worker{where} {what}{running}" if crash.worker else f"Process {what}{running}"
+    for native in crash.natives:
+        evidence.append(_ev(scan, native.line, native.excerpt))
+        library = native.library or library
+        if native.kind in ("rust-panic", "rust-fatal", "cpp-terminate"):
+            signal = signal or "SIGABRT"
+            if cause != "native-crash" or confidence == "low":
+                cause, confidence = "native-crash", "medium"
+            label = {
+                "rust-panic": "Rust panic",
+                "rust-fatal": "Rust fatal runtime error",
+                "cpp-terminate": "C++ terminate",
+            }[native.kind]
+            summary += f" after {label}: {native.message}" if native.message else f" after {label}"
+        if native.frames:
+            stacks.append(
+                Stack(
+                    pid=None, thread=f"{native.kind} backtrace", frames=native.frames, method="log"
+                )
+            )
+    sig_target = crash.test or (frames[0].name if frames else "unknown")
+    return Incident(
+        id="",
+        cause=cause,
+        confidence=confidence,
+        summary=summary,
+        worker=crash.worker,
+        signal=signal,
+        test=crash.test,
+        phase=_phase(frames),
+        native_library=library,
+        evidence=evidence[:12],
+        stacks=stacks,
+        # No signal in the key: a log without the fault dump must group with one that has it.
+        signature=normalize(f"{cause} {sig_target}"),
+    )
+
+
+def _hang_incident(scan: LogScan, test: str, stacks: list[Stack], crash: _Crash | None) -> Incident:
+    evidence = [
+        _ev(scan, d.line, d.excerpt)
+        for d in scan.timeouts
+        if d.test and (d.test == test or test.endswith(d.test))
+    ][:6]
+    if crash:
+        evidence.extend(crash.evidence)
+    name = None if test == "?" else test
+    worker = (
+        crash.worker
+        if crash
+        else next((d.worker for d in scan.timeouts if d.test == test and d.worker), None)
+    )
+    return Incident(
+        id="",
+        cause="hang",
+        confidence="high" if stacks or evidence else "medium",
+        summary=f"{name or 'A test'} exceeded its pytest-timeout limit"
+        + (f" on {worker}" if worker else ""),
+        worker=worker,
+        test=name,
+        phase="call",
+        evidence=evidence,
+        stacks=stacks,
+        signature=normalize(f"hang {name or ''}"),
+    )
+
+
+def _failure_groups(scan: LogScan, failures: list[PythonFailure]) -> list[Incident]:
+    groups: dict[tuple[str, str], Incident] = {}
+    for failure in failures:
+        head = f"{failure.exc_type}: {failure.message}" if failure.exc_type else failure.message
+        cause = "infrastructure" if P.INFRA.search(head) else "python-exception"
+        key = (cause, failure.signature)
+        incident = groups.get(key)
+        if incident is None:
+            incident = Incident(
+                id="",
+                cause=cause,
+                confidence="high" if failure.exc_type else "medium",
+                summary=f"{failure.test or 'A test'} {failure.kind}: {head}"[:300],
+                worker=failure.worker,
+                test=failure.test,
+                phase=failure.phase,
+                signature=failure.signature,
+                extra={"count": 0, "tests": []},
+            )
+            groups[key] = incident
+        incident.extra["count"] += 1
+        if failure.test and len(incident.extra["tests"]) < MAX_TESTS_PER_GROUP:
+            incident.extra["tests"].append(failure.test)
+        if len(incident.evidence) < 5:
+            incident.evidence.append(_ev(scan, failure.line, failure.excerpt))
+    for incident in groups.values():
+        count = incident.extra["count"]
+        if count > 1:
+            incident.summary = f"{incident.summary} (and {count - 1} more with the same signature)"
+    return list(groups.values())
+
+
+def correlate(scan: LogScan) -> list[Incident]:
+    """Incidents of one log, primary causes only; consequences go into ``secondary``."""
+    crashes = _collect_crashes(scan)
+    orphan_natives = _attach_natives(scan, crashes)
+    hung = _hang_tests(scan)
+    oom = [k for k in scan.kills if k.kind == "oom"]
+    incidents: list[Incident] = []
+    crash_incidents: list[tuple[int, Incident]] = []
+    for crash in crashes:
+        # pytest-timeout's thread method ends the worker with os._exit: a hang, not a crash.
+        if crash.fault is None and crash.test and (crash.test in hung or _func(crash.test) in hung):
+            stacks = hung.pop(crash.test, None) or hung.pop(_func(crash.test), [])
+            incidents.append(_hang_incident(scan, crash.test, stacks, crash))
+            continue
+        incident = _crash_incident(scan, crash, oom)
+        crash_incidents.append((crash.line, incident))
+        incidents.append(incident)
+    for test, stacks in hung.items():
+        incidents.append(_hang_incident(scan, test, stacks, None))
+    for fault in scan.faults:
+        if fault.timeout is not None:
+            incidents.append(
+                Incident(
+                    id="",
+                    cause="hang",
+                    confidence="medium",
+                    summary=f"faulthandler timeout dump after {fault.timeout} (no progress)",
+                    test=fault.test,
+                    evidence=[_ev(scan, fault.line, fault.excerpt)],
+                    stacks=fault.stacks,
+                    signature=normalize(f"hang faulthandler {fault.test or ''}"),
+                )
+            )
+    for native in orphan_natives:
+        if native.kind == "rust-panic" and not any(k.signal == "SIGABRT" for k in scan.kills):
+            continue  # a panic PyO3 turned into PanicException shows up as a Python failure
+        incident = Incident(
+            id="",
+            cause="native-crash",
+            confidence="medium",
+            signal="SIGABRT",
+            summary=f"Process aborted after {native.kind}: {native.message}"[:300],
+            worker=native.worker,
+            native_library=native.library,
+            evidence=[_ev(scan, native.line, native.excerpt)],
+            stacks=[
+                Stack(
+                    pid=None, thread=f"{native.kind} backtrace", frames=native.frames, method="log"
+                )
+            ]
+            if native.frames
+            else [],
+            signature=normalize(f"native-crash SIGABRT {native.kind} {native.message}"),
+        )
+        crash_incidents.append((native.line, incident))
+        incidents.append(incident)
+    _kills(scan, incidents, crash_incidents, oom)
+    causes_seen = bool(incidents)
+    _internal_errors(scan, incidents, crash_incidents)
+    _failures(scan, incidents, crash_incidents, causes_seen, crashes)
+    _leftovers(scan, incidents)
+    return incidents
+
+
+def _kills(
+    scan: LogScan,
+    incidents: list[Incident],
+    crash_incidents: list[tuple[int, Incident]],
+    oom: list[KillEvent],
+) -> None:
+    others = [k for k in scan.kills if k.kind != "oom"]
+    if crash_incidents:
+        first = crash_incidents[0][1]
+        for kill in scan.kills:
+            if len(first.evidence) < 12 and kill.kind != "oom":
+                first.evidence.append(_ev(scan, kill.line, kill.excerpt))
+        return
+    if oom:
+        kill = oom[0]
+        who = f"{kill.process} (pid {kill.pid})" if kill.process else "a process"
+        incident = Incident(
+            id="",
+            cause="oom-kill",
+            confidence="high",
+            signal="SIGKILL",
+            pid=kill.pid,
+            summary=f"The kernel OOM killer killed {who}",
+            evidence=[_ev(scan, k.line, k.excerpt) for k in (oom + others)[:6]],
+            signature=normalize(f"oom-kill {kill.process or ''}"),
+        )
+        crash_incidents.append((kill.line, incident))
+        incidents.append(incident)
+        return
+    for kill in others:
+        if kill.kind == "canceled":
+            if incidents:
+                continue
+            silent = kill.silence_s is not None and kill.silence_s >= HANG_SILENCE_S
+            cause = "hang" if silent else "external-kill"
+            summary = (
+                f"No output for {kill.silence_s / 60:.0f} min, then the CI job was cancelled"
+                if silent and kill.silence_s is not None
+                else "The CI job was cancelled or timed out"
+            )
+            incident = Incident(
+                id="",
+                cause=cause,
+                confidence="medium" if silent else "low",
+                summary=summary,
+                evidence=[_ev(scan, kill.line, kill.excerpt)],
+                signature=normalize(f"{cause} ci-cancel"),
+            )
+        elif kill.signal in ("SIGKILL", "SIGTERM"):
+            if any(i.cause == "external-kill" for i in incidents):
+                continue
+            incident = Incident(
+                id="",
+                cause="external-kill",
+                confidence="medium",
+                signal=kill.signal,
+                exit_code=kill.exit_code,
+                summary=f"The run was killed by {kill.signal} with no OOM evidence in the log",
+                evidence=[_ev(scan, kill.line, kill.excerpt)],
+                signature=normalize(f"external-kill {kill.signal}"),
+            )
+        elif kill.signal:
+            if any(i.cause == "native-crash" for i in incidents):
+                continue
+            incident = Incident(
+                id="",
+                cause="native-crash",
+                confidence="medium",
+                signal=kill.signal,
+                exit_code=kill.exit_code,
+                summary=f"The process died of {kill.signal} (no fault dump in the log)",
+                evidence=[_ev(scan, kill.line, kill.excerpt)],
+                signature=normalize(f"native-crash {kill.signal}"),
+            )
+        else:
+            continue
+        crash_incidents.append((kill.line, incident))
+        incidents.append(incident)
+
+
+def _internal_errors(
+    scan: LogScan, incidents: list[Incident], crash_incidents: list[tuple[int, Incident]]
+) -> None:
+    for err in scan.internal_errors:
+        module = ""
+        if err.where:
+            path, func = err.where.rsplit(":", 1)
+            module = f" in {os.path.splitext(os.path.basename(path))[0]} {func}"
+        head = f"{err.exc_type}: {err.message}" if err.exc_type else err.message
+        summary = f"INTERNALERROR {head}{module}"[:300]
+        if crash_incidents:
+            before = [inc for line, inc in crash_incidents if line <= err.line]
+            target = before[-1] if before else crash_incidents[0][1]
+            if not any(s.summary == summary for s in target.secondary):
+                target.secondary.append(
+                    Secondary("xdist-internal" if err.in_xdist else "unknown", summary, err.ref)
+                )
+            continue
+        incidents.append(
+            Incident(
+                id="",
+                cause="xdist-internal" if err.in_xdist else "unknown",
+                confidence="high" if err.ref else "medium",
+                summary=summary,
+                evidence=[_ev(scan, err.line, err.excerpt)],
+                secondary=[],
+                signature=normalize(f"INTERNALERROR {head}"),
+                extra={"ref": err.ref} if err.ref else {},
+            )
+        )
+
+
+def _failures(
+    scan: LogScan,
+    incidents: list[Incident],
+    crash_incidents: list[tuple[int, Incident]],
+    causes_seen: bool,
+    crashes: list[_Crash],
+) -> None:
+    crashed = {c.test for c in crashes if c.test}
+    hung = {i.test for i in incidents if i.cause == "hang" and i.test}
+    kept: list[PythonFailure] = []
+    for failure in scan.failures:
+        if "crashed while running" in failure.message or failure.test in crashed:
+            continue
+        timed_out = failure.exc_type == "Failed" and P.TIMEOUT_FAILED.search(
+            f"Failed: {failure.message}"
+        )
+        if timed_out and (
+            failure.test in hung or any(h.endswith(failure.test or "\0") for h in hung)
+        ):
+            continue
+        head = f"{failure.exc_type}: {failure.message}"
+        if crash_incidents and P.CONSEQUENCE.search(head):
+            target = crash_incidents[0][1]
+            summary = f"{failure.test or 'A test'} {failure.kind}: {head}"[:300]
+            if len(target.secondary) < 10 and not any(
+                s.summary == summary for s in target.secondary
+            ):
+                target.secondary.append(Secondary("python-exception", summary))
+            continue
+        kept.append(failure)
+    incidents.extend(_failure_groups(scan, kept))
+    if not kept and not causes_seen and not scan.failures:
+        for tb in scan.tracebacks[-1:]:
+            head = f"{tb.exc_type}: {tb.message}" if tb.exc_type else tb.message
+            cause = "infrastructure" if P.INFRA.search(head) else "python-exception"
+            incidents.append(
+                Incident(
+                    id="",
+                    cause=cause,
+                    confidence="medium",
+                    summary=f"Uncaught {head}"[:300],
+                    evidence=[_ev(scan, tb.line, tb.excerpt)],
+                    stacks=[
+                        Stack(
+                            pid=None,
+                            thread="traceback",
+                            frames=list(reversed(tb.frames)),
+                            method="log",
+                        )
+                    ],
+                    signature=tb.signature or normalize(head),
+                )
+            )
+
+
+def _leftovers(scan: LogScan, incidents: list[Incident]) -> None:
+    """Infrastructure lines or a bad exit status that nothing else explains."""
+    if incidents:
+        return
+    failed = scan.summary is not None and (scan.summary.counts.failed or scan.summary.counts.error)
+    bad_exit = scan.exit_code not in (None, 0)
+    if scan.infra and (failed or bad_exit or not scan.summary):
+        first = scan.infra[0]
+        hosts = sorted({i.host for i in scan.infra if i.host})
+        where = f" ({', '.join(hosts[:3])})" if hosts else ""
+        incidents.append(
+            Incident(
+                id="",
+                cause="infrastructure",
+                confidence="medium" if (failed or bad_exit) else "low",
+                summary=f"Network/registry failure{where}: {first.text}"[:300],
+                evidence=[_ev(scan, i.line, i.text) for i in scan.infra[:5]],
+                signature=normalize(f"infrastructure {first.text}"),
+            )
+        )
+    elif failed or bad_exit:
+        what = f"exit code {scan.exit_code}" if bad_exit else "failed tests in the summary"
+        incidents.append(
+            Incident(
+                id="",
+                cause="unknown",
+                confidence="low",
+                summary=f"The run failed ({what}) but the log shows no crash, failure detail"
+                " or kill; run pytest with -rA and faulthandler enabled, or under `forensics wrap`",
+                exit_code=scan.exit_code,
+                signature=normalize(f"unknown {what}"),
+            )
+        )

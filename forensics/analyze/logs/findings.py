@@ -1,0 +1,157 @@
+"""What the scanner finds: plain records with the log line they came from.
+
+Every record keeps ``line`` (1-based line number in its source) and ``excerpt`` (the
+decoration-stripped text, bounded), so incidents can cite ``path:LINE``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from forensics.model import Frame, Stack, TestCounts
+
+
+@dataclass
+class NodeDown:
+    """``[gwN] node down: <reason>``: xdist lost a worker."""
+
+    worker: str | None
+    reason: str
+    line: int
+    excerpt: str
+
+
+@dataclass
+class CrashedItem:
+    """``worker 'gwN' crashed while running 'test'``: the test a dead worker was running."""
+
+    worker: str
+    test: str
+    line: int
+    excerpt: str
+
+
+@dataclass
+class WorkerEvent:
+    """``replacing crashed worker gwN`` or ``maximum crashed workers reached: N``."""
+
+    kind: str  # "replaced" | "max-crashed"
+    worker: str | None
+    line: int
+    excerpt: str
+
+
+@dataclass
+class FaultRecord:
+    """A faulthandler block: ``Fatal Python error: <what>`` (fatal) or a thread dump (dump)."""
+
+    fatal: str | None
+    signal: str | None
+    line: int
+    excerpt: str
+    worker: str | None = None  # from a ``[gwN]`` prefix, rarely present
+    test: str | None = None  # from ``path::test Fatal Python error`` (pytest -v)
+    stacks: list[Stack] = field(default_factory=list)
+    # Set for a ``faulthandler_timeout`` dump ("Timeout (0:05:00)!"), which means a hang.
+    timeout: str | None = None
+
+
+@dataclass
+class InternalError:
+    """A pytest ``INTERNALERROR>`` block; ``ref`` names a known upstream issue."""
+
+    exc_type: str | None
+    message: str
+    line: int
+    excerpt: str
+    where: str | None = None  # innermost "file:function" of the traceback
+    ref: str | None = None
+    in_xdist: bool = False
+
+
+@dataclass
+class PythonFailure:
+    """A failed or errored test (summary line, failure section, or JUnit case)."""
+
+    test: str | None
+    kind: str  # "failed" | "error"
+    exc_type: str | None
+    message: str
+    signature: str
+    line: int
+    excerpt: str
+    worker: str | None = None
+    phase: str | None = None
+
+
+@dataclass
+class Traceback:
+    """A bare ``Traceback (most recent call last):`` block outside pytest's reports."""
+
+    exc_type: str | None
+    message: str
+    frames: list[Frame]
+    line: int
+    excerpt: str
+    signature: str
+
+
+@dataclass
+class TimeoutDump:
+    """A pytest-timeout dump (``+++ Timeout +++`` with ``~~~ Stack of ...``) or its failure."""
+
+    test: str | None
+    line: int
+    excerpt: str
+    worker: str | None = None
+    stacks: list[Stack] = field(default_factory=list)
+
+
+@dataclass
+class NativeAbort:
+    """A native abort precursor: Rust panic, ``fatal runtime error``, C++ ``terminate``."""
+
+    kind: str  # "rust-panic" | "rust-fatal" | "cpp-terminate"
+    message: str
+    line: int
+    excerpt: str
+    library: str | None = None
+    frames: list[Frame] = field(default_factory=list)
+    worker: str | None = None
+
+
+@dataclass
+class KillEvent:
+    """Evidence of a process ended from outside or by the shell's report of a signal.
+
+    ``kind``: "oom" (kernel OOM line), "shell-signal" (``Killed``, ``Segmentation fault
+    (core dumped)``...), "exit-code" (``exit code 137``), "canceled" (CI cancel/timeout).
+    """
+
+    kind: str
+    line: int
+    excerpt: str
+    signal: str | None = None
+    exit_code: int | None = None
+    pid: int | None = None
+    process: str | None = None
+    # Seconds of silence before this line, when CI timestamps tell (a hang before a cancel).
+    silence_s: float | None = None
+
+
+@dataclass
+class InfraError:
+    """A network/registry failure line: connection refused/reset, DNS, HTTP 5xx, timeouts."""
+
+    text: str
+    line: int
+    host: str | None = None
+
+
+@dataclass
+class Summary:
+    """The final pytest line: ``== 3 failed, 10 passed, 1 skipped, 2 errors in 4.2s ==``."""
+
+    counts: TestCounts
+    duration_s: float | None
+    line: int

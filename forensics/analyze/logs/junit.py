@@ -1,0 +1,163 @@
+"""JUnit XML (pytest ``--junitxml`` and other runners) into the scanner's findings.
+
+Parsed incrementally with ``xml.etree``'s pull parser, clearing each finished test case, so a
+large report stays in bounded memory.  Documents with a DOCTYPE or ENTITY declaration are
+refused before parsing: JUnit never needs them, and refusing them rules out entity-expansion
+attacks (billion laughs, external entities) without a third-party parser.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from typing import IO
+
+from forensics.analyze.logs import patterns as P
+from forensics.analyze.logs.findings import (
+    CrashedItem,
+    NodeDown,
+    PythonFailure,
+    Summary,
+    TimeoutDump,
+)
+from forensics.analyze.logs.scan import MAX_RECORDS, LogScan
+from forensics.analyze.logs.signatures import normalize
+from forensics.errors import InputError
+from forensics.model import TestCounts
+
+CHUNK = 1 << 20
+PROLOG_LIMIT = 1 << 20  # bytes before the root element we are willing to read
+ROOT_RE = re.compile(rb"<\s*(?:[\w.-]+:)?testsuites?\b")
+FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY")
+
+
+def looks_like_junit(head: bytes) -> bool:
+    """True when the first bytes of a stream are a JUnit XML document."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return (text.startswith(b"<?xml") and bool(ROOT_RE.search(head))) or text.startswith(
+        b"<testsuite"
+    )
+
+
+def _nodeid(case: ET.Element) -> str:
+    name = case.get("name") or "?"
+    file = case.get("file")
+    classname = case.get("classname") or ""
+    if file:
+        parts = [p for p in classname.split(".") if p[:1].isupper()]
+        return "::".join([file.replace("\\", "/"), *parts, name])
+    if not classname:
+        return name
+    # pytest writes "pkg.test_mod.TestClass": modules are lowercase, classes capitalised.
+    pieces = classname.split(".")
+    classes: list[str] = []
+    while pieces and pieces[-1][:1].isupper():
+        classes.insert(0, pieces.pop())
+    path = "/".join(pieces) + ".py" if pieces else ""
+    return "::".join([p for p in (path, *classes, name) if p])
+
+
+def scan_junit(stream: IO[bytes], source: str) -> LogScan:
+    """Read a JUnit XML stream into a :class:`LogScan` (failures, crashed workers, timeouts)."""
+    scan = LogScan(source=source)
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("end",))
+    prolog = b""
+    checked = False
+    counts = TestCounts()
+    duration = 0.0
+    seen_suite_time = False
+    index = 0
+    try:
+        while True:
+            chunk = stream.read(CHUNK)
+            if not chunk:
+                break
+            if not checked:
+                prolog += chunk
+                root = ROOT_RE.search(prolog)
+                if any(bad in (prolog[: root.start()] if root else prolog) for bad in FORBIDDEN):
+                    raise InputError(
+                        f"{source}: XML with DOCTYPE/ENTITY declarations is refused (not JUnit)"
+                    )
+                if root is None and len(prolog) < PROLOG_LIMIT:
+                    continue
+                checked, chunk, prolog = True, prolog, b""
+            parser.feed(chunk)
+            for _event, elem in parser.read_events():  # type: ignore[misc]
+                if not isinstance(elem, ET.Element):
+                    continue
+                tag = elem.tag.rsplit("}", 1)[-1]
+                if tag == "testcase":
+                    index += 1
+                    _case(scan, elem, index, counts)
+                    elem.clear()
+                elif tag == "testsuite" and not seen_suite_time:
+                    try:
+                        duration += float(elem.get("time") or 0)
+                    except ValueError:
+                        pass
+                    elem.clear()
+        if prolog:
+            parser.feed(prolog)
+        parser.close()
+    except ET.ParseError as exc:
+        scan.notes.append(f"{source}: JUnit XML is malformed ({exc}); read up to the error")
+    scan.summary = Summary(counts, duration or None, 0)
+    scan.lines = index
+    return scan
+
+
+def _case(scan: LogScan, case: ET.Element, index: int, counts: TestCounts) -> None:
+    test = _nodeid(case)
+    problem = None
+    kind = "failed"
+    for child in case:
+        tag = child.tag.rsplit("}", 1)[-1]
+        if tag in ("failure", "error"):
+            problem, kind = child, "failed" if tag == "failure" else "error"
+            break
+        if tag == "skipped":
+            counts.skipped += 1
+            return
+    if problem is None:
+        counts.passed += 1
+        return
+    if kind == "failed":
+        counts.failed += 1
+    else:
+        counts.error += 1
+    message = (problem.get("message") or "").strip()
+    text = (problem.text or "").strip()
+    excerpt = (message or text.splitlines()[0] if (message or text) else test)[:400]
+    crashed = P.CRASHED_ITEM.search(message) or P.CRASHED_ITEM.search(text[:2000])
+    if crashed and len(scan.crashed_items) < MAX_RECORDS:
+        scan.crashed_items.append(
+            CrashedItem(crashed.group("worker"), crashed.group("test"), index, excerpt)
+        )
+        scan.node_downs.append(
+            NodeDown(crashed.group("worker"), "crashed (from JUnit)", index, excerpt)
+        )
+        return
+    first = message.splitlines()[0] if message else (text.splitlines()[-1] if text else "")
+    match = P.EXC_LINE.match(first.strip())
+    exc_type = match.group("type") if match else problem.get("type")
+    msg = (match.group("msg") or "") if match else first
+    if exc_type and "." in exc_type and not match:
+        exc_type = exc_type.rsplit(".", 1)[-1]
+    head = f"{exc_type}: {msg}" if exc_type else msg
+    if P.TIMEOUT_FAILED.search(head) and len(scan.timeouts) < MAX_RECORDS:
+        scan.timeouts.append(TimeoutDump(test, index, excerpt))
+        return
+    if len(scan.failures) < MAX_RECORDS:
+        scan.failures.append(
+            PythonFailure(
+                test,
+                kind,
+                exc_type,
+                msg[:300],
+                normalize(head),
+                index,
+                excerpt,
+                phase="call" if kind == "failed" else None,
+            )
+        )

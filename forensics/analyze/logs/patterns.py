@@ -1,0 +1,194 @@
+"""The lines that matter, as regular expressions.
+
+``TRIGGER`` is the cheap prefilter: one combined expression of literal phrases, run over
+whole buffers (bytes) or single lines (str).  A line it does not hit is never looked at
+again, which is what keeps the scanner near ``grep`` speed.  ``GREP_PATTERN`` is the same
+alternation in POSIX ERE, so the benchmark compares like with like.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Each phrase is a literal (regex-escaped below); keep them specific, every hit costs a
+# Python-level parse.
+TRIGGER_PHRASES = (
+    # pytest-xdist
+    "node down",
+    "crashed while running",
+    "crashed worker",
+    "INTERNALERROR",
+    # faulthandler / pytest faulthandler_timeout
+    "Fatal Python error",
+    "hread 0x",
+    "Stack (most recent",
+    # native aborts
+    "panicked at",
+    "fatal runtime error",
+    "terminate called",
+    "core dumped",
+    "Segmentation fault",
+    # pytest-timeout
+    "Timeout",
+    "Stack of ",
+    # kills
+    "Out of memory",
+    "oom-kill",
+    "oom_kill",
+    "Killed",
+    "exit code",
+    "exit status",
+    "operation was canceled",
+    "shutdown signal",
+    "maximum execution time",
+    # Python failures and the pytest summary
+    "Traceback (most",
+    "FAILED",
+    "ERROR",
+    "E   ",
+    "___ ",
+    "== ",
+    "rootdir: ",
+    # infrastructure
+    "Connection refused",
+    "Connection reset",
+    "Name or service not known",
+    "name resolution",
+    "Could not resolve",
+    "getaddrinfo",
+    "timed out",
+    "error sending request",
+    "Service Unavailable",
+    "Bad Gateway",
+    "Gateway Time",
+    "Too Many Requests",
+    "HTTP Error 5",
+)
+
+TRIGGER = re.compile("|".join(re.escape(p) for p in TRIGGER_PHRASES))
+TRIGGER_BYTES = re.compile("|".join(re.escape(p) for p in TRIGGER_PHRASES).encode())
+
+
+def _ere(phrase: str) -> str:
+    return re.sub(r"([][.*+?(){}|^$\\])", r"\\\1", phrase)
+
+
+GREP_PATTERN = "|".join(_ere(p) for p in TRIGGER_PHRASES)
+
+# --- pytest-xdist -------------------------------------------------------------------------
+NODE_DOWN = re.compile(r"node down: (?P<reason>.*)$")
+CRASHED_ITEM = re.compile(r"worker '(?P<worker>gw\d+)' crashed while running '(?P<test>[^']+)'")
+REPLACING = re.compile(r"replacing crashed worker (?P<worker>gw\d+)")
+MAX_CRASHED = re.compile(r"maximum crashed workers reached: (?P<count>\d+)")
+INTERNALERROR = re.compile(r"^INTERNALERROR> ?(?P<text>.*)$")
+EXC_LINE = re.compile(
+    r"^(?P<type>(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Failure|"
+    r"Failed|Warning|KeyError|Timeout|Panic\w*)|KeyError|Failed|AssertionError|StopIteration)"
+    r"(?::\s?(?P<msg>.*))?$"
+)
+PY_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+), in (?P<name>\S+)')
+
+# --- faulthandler -------------------------------------------------------------------------
+FATAL = re.compile(r"Fatal Python error: (?P<what>.*)$")
+FH_THREAD = re.compile(
+    r"(?P<current>Current thread|Thread) (?P<tid>0x[0-9a-fA-F]+)(?: \[(?P<name>[^\]]*)\])?"
+    r" \(most recent call first\):"
+)
+FH_STACK = re.compile(r"^Stack \(most recent call first\):")
+FH_FRAME = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<name>\S+)')
+FH_TIMEOUT = re.compile(r"^Timeout \((?P<after>\d+:\d\d:\d\d(?:\.\d+)?)\)!")
+# "test_x.py::test_a Fatal Python error" - pytest -v prints the node id before the crash.
+LEADING_NODEID = re.compile(r"^(?P<test>[\w./\\-]+\.py::[^\s]+) ")
+
+# --- native aborts ------------------------------------------------------------------------
+RUST_PANIC = re.compile(
+    r"thread '(?P<thread>[^']*)'(?: \(\d+\))? panicked at "
+    r"(?:'(?P<oldmsg>.*)', )?(?P<loc>[^\s']+?):?$"
+)
+RUST_FRAME = re.compile(r"^\s+\d+: (?P<name>\S.*)$")
+RUST_AT = re.compile(r"^\s+at (?P<file>.+?):(?P<line>\d+)(?::\d+)?$")
+CRATE = re.compile(r"/(?P<crate>[A-Za-z0-9_-]+-\d+\.\d+\.\d+[^/]*)/src/")
+CPP_TERMINATE = re.compile(
+    r"terminate called (?:after throwing an instance of '(?P<type>[^']+)'|(?P<other>.*))"
+)
+CPP_WHAT = re.compile(r"^\s+what\(\):\s+(?P<what>.*)$")
+FATAL_RUNTIME = re.compile(r"fatal runtime error: (?P<what>.*)$")
+# "Killed", "Segmentation fault (core dumped)", "bash: line 1:  7667 Aborted   python -m pytest"
+SHELL_SIGNAL = re.compile(
+    r"^(?:.*?: line \d+: +\d+ |\s*\d+ )?(?P<what>Segmentation fault|Aborted|Bus error|"
+    r"Illegal instruction|Floating point exception|Killed|Terminated)(?: \(core dumped\))?"
+    r"(?:\s{2,}(?P<cmd>.*))?$"
+)
+
+# --- pytest-timeout -----------------------------------------------------------------------
+TIMEOUT_BANNER = re.compile(r"^(?:(?P<test>[\w./\\-]+\.py::\S+) )?\++ Timeout \++$")
+TIMEOUT_STACK = re.compile(r"^~+ Stack of (?P<thread>.+?) \((?P<tid>\d+)\) ~+$")
+TIMEOUT_FAILED = re.compile(r"Failed: Timeout (?:\()?>(?P<limit>[\d.]+)s")
+
+# --- kills --------------------------------------------------------------------------------
+OOM = re.compile(
+    r"(?:Out of memory|Memory cgroup out of memory): "
+    r"Killed process (?P<pid>\d+) \((?P<comm>[^)]*)\)"
+    r"|(?P<reaper>oom-kill:|oom_kill_process|invoked oom-killer|"
+    r"oom_reaper: reaped process (?P<rpid>\d+))"
+)
+EXIT_CODE = re.compile(r"exit (?:code|status)[: ]+(?P<code>-?\d+)")
+CANCELED = re.compile(
+    r"The operation was canceled|received a shutdown signal|exceeded the maximum execution time"
+)
+
+# --- pytest reports -----------------------------------------------------------------------
+SUMMARY_ITEM = re.compile(r"(?P<n>\d+) (?P<what>failed|passed|skipped|errors?|xfailed|xpassed)")
+SUMMARY_LINE = re.compile(
+    r"^=+ (?P<body>(?:\d+ \w+(?:, )?)+.*?) in (?P<secs>[\d.]+)s(?: \([^)]*\))? =+$"
+)
+SHORT_RESULT = re.compile(
+    r"^(?P<kind>FAILED|ERROR) (?P<test>\S+?::\S+|\S+\.py)(?: - (?P<msg>.*))?$"
+)
+PROGRESS_RESULT = re.compile(
+    r"^\[ *\d+%\] (?P<kind>FAILED|ERROR) (?P<test>\S+)|^(?P<test2>\S+::\S+) (?P<kind2>FAILED|ERROR)"
+)
+SECTION_HEADER = re.compile(
+    r"^_{3,} (?:(?P<err>ERROR) (?:at (?P<phase>setup|teardown) of |collecting )?)?"
+    r"(?P<name>\S+) _{3,}$"
+)
+E_LINE = re.compile(r"^E {3,}(?P<text>\S.*)$")
+ROOTDIR = re.compile(r"^rootdir: (?P<dir>\S+)")
+
+# --- infrastructure -----------------------------------------------------------------------
+INFRA = re.compile(
+    r"Connection refused|Connection reset|Name or service not known|"
+    r"Temporary failure in name resolution|Could not resolve host|getaddrinfo failed|"
+    r"(?:Read|Connect(?:ion)?) ?timed out|ReadTimeout|ConnectTimeout|error sending request for url|"
+    r"503 Service Unavailable|502 Bad Gateway|504 Gateway Time|429 Too Many Requests|"
+    r"HTTP Error 5\d\d|Max retries exceeded|RemoteDisconnected|"
+    r"Failed to (?:fetch|download|resolve) |Could not connect to"
+)
+# A Python failure that only follows from a crash elsewhere.
+CONSEQUENCE = re.compile(
+    r"BrokenProcessPool|terminated abruptly|Event loop is closed|BrokenPipeError|"
+    r"WorkerController|EOFError|Worker exited unexpectedly|ChildProcessError"
+)
+HTTP_HOST = re.compile(r"https?://(?P<host>[\w.-]+)")
+
+SIGNAL_BY_EXIT = {
+    134: "SIGABRT",
+    137: "SIGKILL",
+    139: "SIGSEGV",
+    135: "SIGBUS",
+    136: "SIGFPE",
+    132: "SIGILL",
+    143: "SIGTERM",
+    -6: "SIGABRT",
+    -9: "SIGKILL",
+    -11: "SIGSEGV",
+}
+SIGNAL_BY_SHELL_WORD = {
+    "Segmentation fault": "SIGSEGV",
+    "Aborted": "SIGABRT",
+    "Bus error": "SIGBUS",
+    "Illegal instruction": "SIGILL",
+    "Floating point exception": "SIGFPE",
+    "Killed": "SIGKILL",
+    "Terminated": "SIGTERM",
+}

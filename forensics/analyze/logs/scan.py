@@ -1,0 +1,700 @@
+"""The streaming line scanner: trigger lines in, findings (:class:`LogScan`) out.
+
+Only lines that hit :data:`patterns.TRIGGER` are parsed, except while a multi-line block
+(faulthandler dump, traceback, pytest-timeout dump, Rust backtrace) is open, when every line
+is fed until the block ends.  Every list is bounded, so memory does not grow with the log.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from forensics.analyze.faultparse import FATAL_SIGNALS
+from forensics.analyze.logs import patterns as P
+from forensics.analyze.logs.decorations import strip, timestamp
+from forensics.analyze.logs.findings import (
+    CrashedItem,
+    FaultRecord,
+    InfraError,
+    InternalError,
+    KillEvent,
+    NativeAbort,
+    NodeDown,
+    PythonFailure,
+    Summary,
+    TimeoutDump,
+    Traceback,
+    WorkerEvent,
+)
+from forensics.analyze.logs.signatures import normalize
+from forensics.model import Frame, Stack, TestCounts
+
+T = TypeVar("T")
+
+MAX_RECORDS = 2000  # per kind; past this only the count grows
+MAX_FRAMES = 256
+MAX_EXCERPT = 400
+MAX_BLOCK_LINES = 4000
+FAULT_IDLE_LINES = 8  # unrelated lines that close the open faulthandler blocks
+XDIST_714 = "pytest-dev/pytest-xdist#714"
+
+
+@dataclass
+class LogScan:
+    """Everything the scanner found in one source, in log order within each list.
+
+    Fields:
+      source: the path (or label) the lines came from; evidence cites ``source:LINE``.
+      lines: number of lines seen.
+      node_downs: xdist ``[gwN] node down: <reason>`` lines.
+      crashed_items: ``worker 'gwN' crashed while running '<test>'``: which test each dead
+        worker was running.
+      worker_events: ``replacing crashed worker gwN`` / ``maximum crashed workers reached``.
+      faults: faulthandler blocks (fatal errors with the signal, and plain thread dumps such
+        as ``faulthandler_timeout``), with their thread stacks; interleaved blocks of several
+        workers are kept apart as well as the text allows.
+      internal_errors: pytest ``INTERNALERROR>`` blocks, with ``ref`` set for known upstream
+        bugs (xdist#714 ``KeyError: <WorkerController gwN>``).
+      failures: failed/errored tests with exception type, message and normalized signature,
+        from the short test summary (messages completed from the failure sections).
+      tracebacks: bare Python tracebacks outside pytest's reports (a crashing script).
+      timeouts: pytest-timeout dumps and ``Failed: Timeout`` results (hangs).
+      native_aborts: Rust panics, Rust ``fatal runtime error``, C++ ``terminate called``.
+      kills: kernel OOM lines, shell ``Killed``/``Segmentation fault`` reports, exit codes,
+        CI cancellations (with the silence before them when timestamps tell).
+      infra: network/registry failure lines (bounded; ``infra_count`` has the total).
+      summary: the pytest result counts, summed over every session in the log.
+      exit_code: the last exit code the log reports (``Process completed with exit code N``).
+      rootdir: pytest's ``rootdir:``, to turn absolute frame paths into node ids.
+      dropped: records not kept because a list was full.
+    """
+
+    source: str
+    lines: int = 0
+    node_downs: list[NodeDown] = field(default_factory=list)
+    crashed_items: list[CrashedItem] = field(default_factory=list)
+    worker_events: list[WorkerEvent] = field(default_factory=list)
+    faults: list[FaultRecord] = field(default_factory=list)
+    internal_errors: list[InternalError] = field(default_factory=list)
+    failures: list[PythonFailure] = field(default_factory=list)
+    tracebacks: list[Traceback] = field(default_factory=list)
+    timeouts: list[TimeoutDump] = field(default_factory=list)
+    native_aborts: list[NativeAbort] = field(default_factory=list)
+    kills: list[KillEvent] = field(default_factory=list)
+    infra: list[InfraError] = field(default_factory=list)
+    infra_count: int = 0
+    summary: Summary | None = None
+    exit_code: int | None = None
+    rootdir: str | None = None
+    dropped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _cap(text: str, limit: int = MAX_EXCERPT) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _exc_parts(text: str) -> tuple[str | None, str]:
+    match = P.EXC_LINE.match(text.strip())
+    if not match:
+        return None, text.strip()
+    return match.group("type"), (match.group("msg") or "").strip()
+
+
+def _section_key(test: str) -> str:
+    # "path/test_x.py::TestA::test_b[1]" -> "TestA.test_b[1]", the failure-section title.
+    return test.split("::", 1)[1].replace("::", ".") if "::" in test else test
+
+
+class Scanner:
+    """Feed it lines; read :attr:`scan`.  ``wants_all`` is true while a block is open."""
+
+    def __init__(self, source: str) -> None:
+        self.scan = LogScan(source=source)
+        self._block: Callable[[str, str | None, int], bool] | None = None
+        # faulthandler state
+        self._open_faults: list[FaultRecord] = []
+        self._stack: Stack | None = None
+        self._idle = 0
+        self._block_lines = 0
+        # INTERNALERROR accumulator
+        self._ie_lines: deque[str] = deque(maxlen=16)
+        self._ie_first = 0
+        self._ie_exc: tuple[str | None, str] | None = None
+        self._ie_where: str | None = None
+        self._ie_xdist = False
+        # traceback / timeout / native accumulators
+        self._tb: Traceback | None = None
+        self._timeout: TimeoutDump | None = None
+        self._native: NativeAbort | None = None
+        self._native_wait = 0
+        # failure sections: title -> (exc_type, message, phase); bounded
+        self._section: str | None = None
+        self._section_phase: str | None = None
+        self._section_exc: dict[str, tuple[str | None, str, str | None]] = {}
+        self._summary_seen = False
+
+    @property
+    def wants_all(self) -> bool:
+        return self._block is not None
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _add(self, items: list[T], item: T) -> None:
+        if len(items) < MAX_RECORDS:
+            items.append(item)
+        else:
+            self.scan.dropped += 1
+
+    def feed(self, raw: str, lineno: int, prev: str | None = None) -> None:
+        """Parse one line.  ``prev`` (the raw line before it) dates silences before cancels."""
+        self.scan.lines = max(self.scan.lines, lineno)
+        text, worker = strip(raw)
+        if self._block is not None:
+            self._block_lines += 1
+            if self._block_lines <= MAX_BLOCK_LINES and self._block(text, worker, lineno):
+                return
+            self._close_blocks()
+        if self._ie_lines and not text.startswith("INTERNALERROR"):
+            self._finish_internal()
+        self._dispatch(text, worker, lineno, raw, prev)
+
+    def finish(self) -> LogScan:
+        """Close open blocks and fill what the end of the log decides."""
+        self._close_blocks()
+        self._finish_internal()
+        if not self._summary_seen:
+            # No short summary (output cut, -rN): the failure sections still name the tests.
+            for title, (exc_type, message, phase) in list(self._section_exc.items())[:MAX_RECORDS]:
+                self._failure(
+                    title, "error" if phase else "failed", exc_type, message, 0, "", None, phase
+                )
+        return self.scan
+
+    def _open(self, handler: Callable[[str, str | None, int], bool]) -> None:
+        self._close_blocks()
+        self._block = handler
+        self._block_lines = 0
+
+    def _close_blocks(self) -> None:
+        self._block = None
+        for record in self._open_faults:
+            self._add(self.scan.faults, record)
+        self._open_faults = []
+        self._stack = None
+        if self._tb is not None:
+            self._add(self.scan.tracebacks, self._tb)
+            self._tb = None
+        if self._timeout is not None:
+            self._add(self.scan.timeouts, self._timeout)
+            self._timeout = None
+        if self._native is not None:
+            self._add(self.scan.native_aborts, self._native)
+            self._native = None
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def _dispatch(
+        self, text: str, worker: str | None, lineno: int, raw: str, prev: str | None
+    ) -> None:
+        scan = self.scan
+        if text.startswith("INTERNALERROR"):
+            self._internal(text, lineno)
+            return
+        if "Fatal Python error" in text:
+            self._fault_start(text, worker, lineno)
+            return
+        if "hread 0x" in text or text.startswith("Stack (most recent"):
+            self._fault_start(text, worker, lineno)
+            return
+        if text.startswith("Timeout (") and P.FH_TIMEOUT.match(text):
+            self._fault_start(text, worker, lineno)
+            return
+        if "Timeout +" in text:
+            banner = P.TIMEOUT_BANNER.match(text)
+            if banner:
+                self._timeout_start(banner.group("test") or self._section, worker, lineno, text)
+                return
+        if "Stack of " in text:
+            head = P.TIMEOUT_STACK.match(text)
+            if head:
+                self._timeout_start(self._section, worker, lineno, text)
+                self._timeout_line(text, worker, lineno)
+                return
+        if "node down" in text:
+            match = P.NODE_DOWN.search(text)
+            if match:
+                self._add(
+                    scan.node_downs,
+                    NodeDown(worker, match.group("reason").strip(), lineno, _cap(text)),
+                )
+                return
+        if text.startswith(("FAILED", "ERROR")):
+            self._short_result(text, worker, lineno)
+            return
+        if "crashed while running" in text:
+            match = P.CRASHED_ITEM.search(text)
+            if match:
+                self._add(
+                    scan.crashed_items,
+                    CrashedItem(match.group("worker"), match.group("test"), lineno, _cap(text)),
+                )
+                return
+        if "crashed worker" in text:
+            rep = P.REPLACING.search(text)
+            top = P.MAX_CRASHED.search(text)
+            if rep or top:
+                kind = "replaced" if rep else "max-crashed"
+                who = rep.group("worker") if rep else None
+                self._add(scan.worker_events, WorkerEvent(kind, who, lineno, _cap(text)))
+                return
+        if "panicked at" in text:
+            panic = P.RUST_PANIC.search(text)
+            if panic:
+                loc = panic.group("loc")
+                crate = P.CRATE.search(loc)
+                self._native = NativeAbort(
+                    "rust-panic",
+                    panic.group("oldmsg") or "",
+                    lineno,
+                    _cap(text),
+                    library=crate.group("crate") if crate else f"rust ({loc})",
+                    worker=worker,
+                )
+                self._native_wait = 0
+                self._open(self._native_line)
+                self._native = self._native or None
+                return
+        if "fatal runtime error" in text:
+            fatal = P.FATAL_RUNTIME.search(text)
+            if fatal:
+                self._add(
+                    scan.native_aborts,
+                    NativeAbort(
+                        "rust-fatal",
+                        fatal.group("what"),
+                        lineno,
+                        _cap(text),
+                        library="rust runtime",
+                        worker=worker,
+                    ),
+                )
+                return
+        if "terminate called" in text:
+            term = P.CPP_TERMINATE.search(text)
+            if term:
+                what = term.group("type") or (term.group("other") or "").strip()
+                self._native = NativeAbort(
+                    "cpp-terminate",
+                    what,
+                    lineno,
+                    _cap(text),
+                    library="libstdc++ (std::terminate)",
+                    worker=worker,
+                )
+                self._native_wait = 0
+                self._open(self._native_line)
+                return
+        if self._kill(text, lineno, raw, prev):
+            return
+        if text.startswith("E ") or text.startswith("E\t"):
+            self._e_line(text)
+            return
+        if text.startswith("___"):
+            head = P.SECTION_HEADER.match(text)
+            if head:
+                self._section = head.group("name")
+                self._section_phase = head.group("phase") or (
+                    "collect" if head.group("err") and "collecting" in text else None
+                )
+                return
+        if "== " in text:
+            self._summary_line(text, lineno)
+            return
+        if "FAILED" in text or "ERROR" in text:
+            prog = P.PROGRESS_RESULT.match(text)
+            if prog:
+                return
+        if "Traceback (most" in text and text.startswith("Traceback"):
+            self._tb = Traceback(None, "", [], lineno, _cap(text), "")
+            self._open(self._tb_line)
+            return
+        if text.startswith("rootdir: "):
+            root = P.ROOTDIR.match(text)
+            if root:
+                scan.rootdir = root.group("dir").rstrip(",")
+            return
+        if P.INFRA.search(text):
+            self._infra(text, lineno)
+
+    # -- INTERNALERROR ------------------------------------------------------------------------
+    def _internal(self, text: str, lineno: int) -> None:
+        match = P.INTERNALERROR.match(text)
+        body = match.group("text") if match else text
+        if body.startswith("Traceback (most recent") and self._ie_lines:
+            self._finish_internal()
+        if not self._ie_lines:
+            self._ie_first = lineno
+        self._ie_lines.append(_cap(body, 200))
+        frame = P.PY_FRAME.match(body)
+        if frame:
+            self._ie_where = f"{frame.group('file')}:{frame.group('name')}"
+            if "/xdist/" in frame.group("file") or "\\xdist\\" in frame.group("file"):
+                self._ie_xdist = True
+            return
+        candidate = body.strip()
+        if candidate.startswith("E ") and len(candidate) > 2:
+            candidate = candidate[1:].strip()
+        if body[:1] not in (" ", "\t") and P.EXC_LINE.match(candidate):
+            self._ie_exc = _exc_parts(candidate)
+
+    def _finish_internal(self) -> None:
+        if not self._ie_lines:
+            return
+        exc_type, message = self._ie_exc or (None, self._ie_lines[-1].strip())
+        where = self._ie_where
+        xdist = self._ie_xdist or "WorkerController" in message
+        ref = XDIST_714 if exc_type == "KeyError" and xdist else None
+        self._add(
+            self.scan.internal_errors,
+            InternalError(
+                exc_type,
+                _cap(message, 300),
+                self._ie_first,
+                "\n".join(self._ie_lines),
+                where,
+                ref,
+                xdist,
+            ),
+        )
+        self._ie_lines.clear()
+        self._ie_exc, self._ie_where, self._ie_xdist = None, None, False
+
+    # -- faulthandler -------------------------------------------------------------------------
+    def _fault_start(self, text: str, worker: str | None, lineno: int) -> None:
+        if self._block != self._fault_line:
+            self._open(self._fault_line)
+        self._fault_line(text, worker, lineno)
+
+    def _fault_line(self, text: str, worker: str | None, lineno: int) -> bool:
+        fatal = P.FATAL.search(text)
+        if fatal:
+            what = fatal.group("what").strip()
+            lead = P.LEADING_NODEID.match(text)
+            record = FaultRecord(
+                what,
+                FATAL_SIGNALS.get(what),
+                lineno,
+                _cap(text),
+                worker,
+                lead.group("test") if lead else None,
+            )
+            self._open_faults.append(record)
+            self._stack, self._idle = None, 0
+            return True
+        timeout = P.FH_TIMEOUT.match(text)
+        if timeout:
+            record = FaultRecord(
+                None, None, lineno, _cap(text), worker, timeout=timeout.group("after")
+            )
+            self._open_faults.append(record)
+            self._stack, self._idle = None, 0
+            return True
+        head = P.FH_THREAD.search(text) or P.FH_STACK.match(text)
+        if head:
+            if not self._open_faults:
+                self._open_faults.append(FaultRecord(None, None, lineno, _cap(text), worker))
+            groups = head.groupdict()
+            tid = groups.get("tid") or "unknown"
+            label = f"{tid} {groups['name']}" if groups.get("name") else tid
+            state = "current" if groups.get("current") == "Current thread" else None
+            self._stack = Stack(pid=None, thread=label, method="faulthandler", state=state)
+            record = self._open_faults[-1]
+            if len(record.stacks) < 64:
+                record.stacks.append(self._stack)
+            self._idle = 0
+            return True
+        frame = P.FH_FRAME.match(text)
+        if frame and self._stack is not None:
+            if len(self._stack.frames) < MAX_FRAMES:
+                num = frame.group("line")
+                self._stack.frames.append(
+                    Frame(
+                        frame.group("name"),
+                        frame.group("file"),
+                        int(num) if num.isdigit() else None,
+                    )
+                )
+            self._idle = 0
+            return True
+        if (
+            not text.strip()
+            or text.startswith("Extension modules:")
+            or text.lstrip().startswith("<")
+        ):
+            return True
+        self._idle += 1
+        if self._idle >= FAULT_IDLE_LINES:
+            return False
+        # Interleaved output (another worker's progress line) inside a dump: skip it here,
+        # but still let the normal dispatch see it.
+        self._dispatch_nested(text, worker, lineno)
+        return True
+
+    def _dispatch_nested(self, text: str, worker: str | None, lineno: int) -> None:
+        if "node down" in text or "crashed while running" in text or "crashed worker" in text:
+            block, self._block = self._block, None
+            self._dispatch(text, worker, lineno, text, None)
+            self._block = block
+
+    # -- pytest-timeout -------------------------------------------------------------------------
+    def _timeout_start(self, test: str | None, worker: str | None, lineno: int, text: str) -> None:
+        if self._timeout is not None and self._block == self._timeout_line:
+            # The closing banner of the dump we are in.
+            self._close_blocks()
+            return
+        self._open(self._timeout_line)
+        self._timeout = TimeoutDump(test, lineno, _cap(text), worker)
+
+    def _timeout_line(self, text: str, worker: str | None, lineno: int) -> bool:
+        dump = self._timeout
+        if dump is None:
+            return False
+        if P.TIMEOUT_BANNER.match(text):
+            self._close_blocks()
+            return True
+        head = P.TIMEOUT_STACK.match(text)
+        if head:
+            if len(dump.stacks) < 64:
+                dump.stacks.append(
+                    Stack(
+                        pid=None,
+                        thread=f"{head.group('thread')} ({head.group('tid')})",
+                        method="pytest-timeout",
+                    )
+                )
+            return True
+        frame = P.PY_FRAME.match(text)
+        if frame:
+            if dump.stacks and len(dump.stacks[-1].frames) < MAX_FRAMES:
+                dump.stacks[-1].frames.append(
+                    Frame(frame.group("name"), frame.group("file"), int(frame.group("line")))
+                )
+            return True
+        return bool(text[:1] in (" ", "\t") or not text.strip())
+
+    # -- native aborts --------------------------------------------------------------------------
+    def _native_line(self, text: str, worker: str | None, lineno: int) -> bool:
+        native = self._native
+        if native is None:
+            return False
+        if native.kind == "cpp-terminate":
+            what = P.CPP_WHAT.match(text)
+            if what:
+                native.message = (
+                    f"{native.message}: {what.group('what')}"
+                    if native.message
+                    else what.group("what")
+                )
+                return False or self._end_native()
+            self._native_wait += 1
+            return self._native_wait < 2 and not text.strip()
+        frame = P.RUST_FRAME.match(text)
+        if frame and not text.strip().startswith("at "):
+            if len(native.frames) < MAX_FRAMES:
+                native.frames.append(Frame(frame.group("name").strip(), None, None, native=True))
+            return True
+        at = P.RUST_AT.match(text)
+        if at and native.frames:
+            native.frames[-1].file = at.group("file")
+            native.frames[-1].line = int(at.group("line"))
+            return True
+        if text.startswith(("stack backtrace:", "note: ")):
+            return True
+        if not native.message and text.strip() and not native.frames:
+            native.message = _cap(text.strip(), 300)
+            return True
+        self._native_wait += 1
+        return False
+
+    def _end_native(self) -> bool:
+        self._close_blocks()
+        return True
+
+    # -- tracebacks ---------------------------------------------------------------------------
+    def _tb_line(self, text: str, worker: str | None, lineno: int) -> bool:
+        tb = self._tb
+        if tb is None:
+            return False
+        frame = P.PY_FRAME.match(text)
+        if frame:
+            if len(tb.frames) < MAX_FRAMES:
+                tb.frames.append(
+                    Frame(frame.group("name"), frame.group("file"), int(frame.group("line")))
+                )
+            return True
+        if not text.strip() or text[:1] in (" ", "\t"):
+            return True
+        if text.startswith(("During handling", "The above exception", "Traceback (most")):
+            return True
+        exc = P.EXC_LINE.match(text)
+        if exc:
+            tb.exc_type, tb.message = exc.group("type"), _cap((exc.group("msg") or "").strip(), 300)
+            tb.signature = normalize(f"{tb.exc_type}: {tb.message}")
+            self._close_blocks()
+            return True
+        return False
+
+    # -- pytest reports -----------------------------------------------------------------------
+    def _e_line(self, text: str) -> None:
+        match = P.E_LINE.match(text)
+        if not match or self._section is None or self._section in self._section_exc:
+            return
+        exc_type, message = _exc_parts(match.group("text"))
+        if exc_type is None:
+            return
+        if len(self._section_exc) < MAX_RECORDS:
+            self._section_exc[self._section] = (exc_type, _cap(message, 300), self._section_phase)
+
+    def _short_result(self, text: str, worker: str | None, lineno: int) -> None:
+        match = P.SHORT_RESULT.match(text)
+        if not match:
+            if P.INFRA.search(text):
+                self._infra(text, lineno)
+            return
+        self._summary_seen = True
+        test = match.group("test")
+        kind = "failed" if match.group("kind") == "FAILED" else "error"
+        exc_type, message = _exc_parts(match.group("msg") or "")
+        section = self._section_exc.get(_section_key(test))
+        phase = section[2] if section else None
+        if section and (not message or message.endswith("...") or exc_type is None):
+            exc_type, message = section[0], section[1]
+        self._failure(test, kind, exc_type, message, lineno, text, worker, phase)
+
+    def _failure(
+        self,
+        test: str | None,
+        kind: str,
+        exc_type: str | None,
+        message: str,
+        lineno: int,
+        text: str,
+        worker: str | None,
+        phase: str | None,
+    ) -> None:
+        message = message.removesuffix("...").strip() if message.endswith("...") else message
+        head = f"{exc_type}: {message}" if exc_type else message
+        if exc_type == "Failed" and P.TIMEOUT_FAILED.search(head):
+            self._add(self.scan.timeouts, TimeoutDump(test, lineno, _cap(text or head), worker))
+        if P.INFRA.search(head):
+            self.scan.infra_count += 1
+        if phase is None and kind == "failed":
+            phase = "call"
+        failure = PythonFailure(
+            test,
+            kind,
+            exc_type,
+            _cap(message, 300),
+            normalize(head),
+            lineno,
+            _cap(text or head),
+            worker,
+            phase,
+        )
+        self._add(self.scan.failures, failure)
+
+    def _summary_line(self, text: str, lineno: int) -> None:
+        match = P.SUMMARY_LINE.match(text)
+        if not match:
+            return
+        counts = self.scan.summary.counts if self.scan.summary else TestCounts()
+        for item in P.SUMMARY_ITEM.finditer(match.group("body")):
+            n, what = int(item.group("n")), item.group("what")
+            if what == "failed":
+                counts.failed += n
+            elif what == "passed":
+                counts.passed += n
+            elif what == "skipped":
+                counts.skipped += n
+            elif what.startswith("error"):
+                counts.error += n
+        duration = float(match.group("secs"))
+        if self.scan.summary and self.scan.summary.duration_s is not None:
+            duration += self.scan.summary.duration_s
+        self.scan.summary = Summary(counts, duration, lineno)
+
+    # -- kills and infrastructure ---------------------------------------------------------------
+    def _kill(self, text: str, lineno: int, raw: str, prev: str | None) -> bool:
+        scan = self.scan
+        if "oom" in text or "Out of memory" in text:
+            oom = P.OOM.search(text)
+            if oom:
+                pid = oom.group("pid") or oom.group("rpid")
+                self._add(
+                    scan.kills,
+                    KillEvent(
+                        "oom",
+                        lineno,
+                        _cap(text),
+                        "SIGKILL",
+                        None,
+                        int(pid) if pid else None,
+                        oom.group("comm"),
+                    ),
+                )
+                return True
+        if "exit code" in text or "exit status" in text:
+            code = P.EXIT_CODE.search(text)
+            if code:
+                value = int(code.group("code"))
+                scan.exit_code = value
+                if value in P.SIGNAL_BY_EXIT:
+                    self._add(
+                        scan.kills,
+                        KillEvent("exit-code", lineno, _cap(text), P.SIGNAL_BY_EXIT[value], value),
+                    )
+                return True
+        if P.CANCELED.search(text):
+            silence = None
+            now, before = timestamp(raw), timestamp(prev) if prev else None
+            if now is not None and before is not None:
+                silence = max(0.0, now - before)
+            self._add(
+                scan.kills, KillEvent("canceled", lineno, _cap(text), None, None, silence_s=silence)
+            )
+            return True
+        if (
+            "Killed" in text
+            or "core dumped" in text
+            or "Segmentation fault" in text
+            or "Aborted" in text
+        ):
+            shell = P.SHELL_SIGNAL.match(text)
+            if shell:
+                sig = P.SIGNAL_BY_SHELL_WORD[shell.group("what")]
+                self._add(scan.kills, KillEvent("shell-signal", lineno, _cap(text), sig))
+                return True
+        return False
+
+    def _infra(self, text: str, lineno: int) -> None:
+        self.scan.infra_count += 1
+        host = P.HTTP_HOST.search(text)
+        self._add(
+            self.scan.infra, InfraError(_cap(text), lineno, host.group("host") if host else None)
+        )
+
+
+def scan_lines(lines: Iterable[str], source: str) -> LogScan:
+    """Scan already-read text lines (e.g. a bundle's ``output.log``); see :class:`LogScan`."""
+    scanner = Scanner(source)
+    trigger = P.TRIGGER.search
+    prev: str | None = None
+    lineno = 0
+    for lineno, line in enumerate(lines, 1):
+        if scanner.wants_all or trigger(line):
+            scanner.feed(line, lineno, prev)
+        prev = line
+    scanner.scan.lines = max(scanner.scan.lines, lineno)
+    return scanner.finish()
