@@ -13,32 +13,70 @@ from forensics.model import (
     Secondary,
     Source,
     Stack,
-    TestCounts,
     TimelineTest,
     Triage,
 )
+from forensics.model import TestCounts as Counts
+from forensics.render.html import incident_view, render_html, timeline_data
+from forensics.render.templates import template_dirs
 
 T0 = 1_763_900_000.0
 XSS = "tests/test_evil.py::test_x[<script>alert(1)</script>]"
 
 
-def _worker_tests(worker: str, n: int, start: float, crash_at: int | None) -> list[TimelineTest]:
+# worker -> (index of the test it died in, that test, how long it ran before the end)
+DEATHS = {
+    "gw3": (15, "tests/parity/functions/test_string.py::test_upper_case", 0.3),
+    "gw5": (2, "tests/test_join.py::test_big_join", 60.0),
+    "gw7": (30, "tests/test_pool.py::test_pool_shutdown", 300.0),
+}
+
+
+def _worker_tests(worker: str, n: int, start: float) -> list[TimelineTest]:
     tests = []
     t = start
+    death = DEATHS.get(worker)
     for i in range(n):
         outcome = "passed" if i % 17 else "failed"
         end: float | None = t + 0.4 + (i % 5) * 0.1
-        if crash_at is not None and i == crash_at:
-            outcome, end = "crashed", None
-        tests.append(TimelineTest(f"tests/test_{worker}.py::test_case_{i}", t, end, outcome))
-        if end is None:
+        if death and i == death[0]:
+            tests.append(TimelineTest(death[1], t, None, None))
             break
-        t = end + 0.02
+        tests.append(TimelineTest(f"tests/test_{worker}.py::test_case_{i}", t, end, outcome))
+        t = (end or t) + 0.02
     return tests
+
+
+def _death_time(tests: list[TimelineTest], worker: str) -> float:
+    return tests[-1].start + DEATHS[worker][2]
 
 
 def sample_triage() -> Triage:
     """A run with one of each incident the views must draw well (see the issue's examples)."""
+    timelines = []
+    for w in range(8):
+        worker = f"gw{w}"
+        tests = _worker_tests(worker, 40, T0 + 1)
+        if w == 0:
+            tests.append(
+                TimelineTest(XSS, tests[-1].end or T0, (tests[-1].end or T0) + 1, "failed")
+            )
+        end = _death_time(tests, worker) if worker in DEATHS else (tests[-1].end or T0) + 0.5
+        rate = 25_000_000 if w == 5 else 1_000_000
+        memory = [(T0 + s, 200_000_000 + int(s * rate)) for s in range(0, int(end - T0), 2)]
+        end_reason = {3: "SIGSEGV", 5: "oom-kill", 7: "hang"}.get(w, "exit 0")
+        timelines.append(
+            ProcessTimeline(
+                pid=4100 + w,
+                worker=worker,
+                argv=["python", "-c", "from xdist.remote import main"],
+                start=T0,
+                end=end,
+                tests=tests,
+                memory=memory,
+                end_reason=end_reason,
+            )
+        )
     gw3_prior = [f"tests/parity/sql/test_dml.py::test_insert_{i}" for i in range(14)]
     segv_stack = Stack(
         pid=4103,
@@ -84,7 +122,7 @@ def sample_triage() -> Triage:
         stacks=[segv_stack],
         repro="pytest -p no:randomly tests/parity/sql/test_dml.py::test_insert_13 "
         "tests/parity/functions/test_string.py::test_upper_case",
-        time=T0 + 60,
+        time=timelines[3].end,
         extra={"signal_source": "kernel"},
     )
     oom = Incident(
@@ -93,16 +131,16 @@ def sample_triage() -> Triage:
         confidence="high",
         summary="gw5 was killed by the cgroup OOM killer at 1.9 GiB during test_big_join",
         worker="gw5",
-        pid=4111,
+        pid=4105,
         signal="SIGKILL",
         test="tests/test_join.py::test_big_join",
         phase="call",
         prior_tests=["tests/test_join.py::test_small_join"],
         evidence=[
-            Evidence("system/kernel.log:3", "Memory cgroup out of memory: Killed process 4111")
+            Evidence("system/kernel.log:3", "Memory cgroup out of memory: Killed process 4105")
         ],
         repro="pytest tests/test_join.py::test_small_join tests/test_join.py::test_big_join",
-        time=T0 + 80,
+        time=timelines[5].end,
         extra={
             "memory": {
                 "limit_bytes": 2 * 1024**3,
@@ -116,7 +154,7 @@ def sample_triage() -> Triage:
     )
     hang_stacks = [
         Stack(
-            pid=4120,
+            pid=4107,
             thread="MainThread",
             method="py-spy",
             state="idle",
@@ -140,12 +178,12 @@ def sample_triage() -> Triage:
         confidence="medium",
         summary="gw7 made no progress for 300 s in teardown of test_pool_shutdown",
         worker="gw7",
-        pid=4120,
+        pid=4107,
         test="tests/test_pool.py::test_pool_shutdown",
         phase="teardown",
         evidence=[Evidence("events.jsonl:90", "stall: no breadcrumb for 300 s")],
         stacks=hang_stacks,
-        time=T0 + 95,
+        time=timelines[7].end,
     )
     evil = Incident(
         id="I4",
@@ -155,41 +193,15 @@ def sample_triage() -> Triage:
         test=XSS,
         evidence=[Evidence("output.log:9", "<img src=x onerror=alert(2)>")],
     )
-    timelines = []
-    for w in range(8):
-        worker = f"gw{w}"
-        crash_at = {3: 15, 5: 2, 7: 30}.get(w)
-        tests = _worker_tests(worker, 40, T0 + 1, crash_at)
-        if w == 0:
-            tests.append(
-                TimelineTest(XSS, tests[-1].end or T0, (tests[-1].end or T0) + 1, "failed")
-            )
-        memory = [
-            (T0 + s, 200_000_000 + s * (25_000_000 if w == 5 else 1_000_000))
-            for s in range(0, 90, 2)
-        ]
-        end_reason = {3: "SIGSEGV", 5: "oom-kill", 7: "hang"}.get(w, "exit 0")
-        timelines.append(
-            ProcessTimeline(
-                pid=4100 + w,
-                worker=worker,
-                argv=["python", "-c", "from xdist.remote import main"],
-                start=T0,
-                end=T0 + 100,
-                tests=tests,
-                memory=[(t, int(m)) for t, m in memory],
-                end_reason=end_reason,
-            )
-        )
     return Triage(
         source=Source("bundle", ["forensics-20251123-4100"]),
         run=Run(
             command=["pytest", "-n", "8", "tests/"],
             exit_code=1,
-            duration_s=101.5,
-            tests=TestCounts(passed=290, failed=18, error=1, skipped=3),
+            duration_s=310.5,
+            tests=Counts(passed=290, failed=18, error=1, skipped=3),
             start=T0,
-            end=T0 + 101.5,
+            end=T0 + 310.5,
         ),
         incidents=[crash, oom, hang, evil],
         timelines=timelines,
@@ -201,3 +213,125 @@ def sample_triage() -> Triage:
             "redacted": True,
         },
     )
+
+
+class _Collector(HTMLParser):
+    """Collects what a browser would see as text and as script, to check escaping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.scripts.append(data)
+
+
+def _parse(html: str) -> _Collector:
+    collector = _Collector()
+    collector.feed(html)
+    return collector
+
+
+def test_markup_in_data_never_becomes_markup() -> None:
+    html = render_html(sample_triage())
+    parsed = _parse(html)
+    assert [t for t, _ in parsed.tags].count("script") == 2  # the data block and the code
+    assert not any(t in ("img", "b") for t, _ in parsed.tags)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(2)&gt;" in html
+    assert not any(k.startswith("on") for _, attrs in parsed.tags for k in attrs)
+
+
+def test_data_is_embedded_once_and_round_trips() -> None:
+    html = render_html(sample_triage())
+    match = re.search(
+        r'<script type="application/json" id="timeline-data">(.*?)</script>', html, re.S
+    )
+    assert match is not None
+    data = json.loads(match.group(1))
+    assert "<" not in match.group(1)  # tojson escapes it, so the block cannot be closed early
+    gw0 = data["rows"][0]
+    names, previous = [], ""
+    for k, suffix in zip(gw0["p"], gw0["n"], strict=True):
+        previous = previous[:k] + suffix
+        names.append(data["modules"][gw0["m"][len(names)]] + "::" + previous)
+    assert names[-1] == XSS
+    assert html.count('id="timeline-data"') == 1
+
+
+def test_only_tests_named_by_an_incident_are_blamed() -> None:
+    data = timeline_data(sample_triage(), [incident_view(i) for i in sample_triage().incidents])
+    blamed = {r["worker"]: r["blame"] for r in data["rows"]}
+    assert blamed["gw3"] == [15]
+    assert blamed["gw5"] == [2]
+    assert blamed["gw1"] == []
+    kinds = {(m["row"], m["kind"]) for m in data["marks"]}
+    assert kinds == {(3, "crash"), (5, "oom"), (7, "hang")}
+
+
+def test_card_shows_summary_cause_confidence_then_evidence_in_that_order() -> None:
+    html = render_html(sample_triage())
+    card = html[html.index('id="incident-I1"') :]
+    order = [
+        card.index("native-crash"),
+        card.index("high confidence"),
+        card.index("gw3 died of SIGSEGV"),
+        card.index("— file the crash against it"),
+        card.index("Fatal Python error: Segmentation fault"),
+        card.index("pytest-dev/pytest-xdist#714"),
+        card.index("rs_sparkless_collect"),
+        card.index('class="copy"'),
+    ]
+    assert order == sorted(order)
+    assert 'href="https://github.com/pytest-dev/pytest-xdist/issues/714"' in card
+
+
+def test_responsible_native_frame_is_marked() -> None:
+    view = incident_view(sample_triage().incidents[0])
+    native = [f for f in view.stacks[0].frames if f.native]
+    assert [f.responsible for f in native] == [True]
+    assert not any(
+        f.responsible for f in incident_view(sample_triage().incidents[2]).stacks[0].frames
+    )
+
+
+def test_incidents_are_ordered_for_a_person_deciding_what_to_do() -> None:
+    t = sample_triage()
+    t.incidents.reverse()
+    html = render_html(t)
+    assert html.index('id="incident-I1"') < html.index('id="incident-I4"')
+
+
+def test_unredacted_report_carries_a_banner() -> None:
+    t = sample_triage()
+    assert "NOT REDACTED" not in render_html(t)
+    t.environment.pop("redacted")
+    assert 'id="not-redacted">NOT REDACTED' in render_html(t)
+
+
+def test_self_contained() -> None:
+    html = render_html(sample_triage())
+    assert not re.search(r"""(src|href)=["']?(https?:)?//(?!github\.com/pytest-dev)""", html)
+    assert "<link" not in html
+
+
+def test_no_timeline_no_incidents() -> None:
+    html = render_html(Triage(source=Source("log", ["ci.log"])))
+    assert "No incidents" in html
+    assert "No per-process timeline" in html
+
+
+def test_templates_load_from_the_package_or_checkout() -> None:
+    dirs = template_dirs()
+    assert dirs, "templates not found"
+    assert all((d / "report.html").is_file() and (d / "base.html").is_file() for d in dirs)
