@@ -119,6 +119,17 @@ def _collect_crashes(scan: LogScan) -> list[_Crash]:
             crashes.append(known)
         known.test = known.test or item.test
         known.evidence.append(_ev(scan, item.line, item.excerpt))
+    # A session cut short (INTERNALERROR) never prints the crash report; xdist's result line
+    # right after "node down" still names the test.
+    for crash in crashes:
+        if crash.test is None and crash.worker:
+            for prog in scan.progress:
+                if prog.worker == crash.worker and 0 <= prog.line - crash.line <= 10:
+                    crash.test = prog.test
+                    crash.evidence.append(
+                        _ev(scan, prog.line, f"[{prog.worker}] {prog.kind} {prog.test}")
+                    )
+                    break
     # Pair each fatal faulthandler block with its worker: by name, by test, else by order.
     fatal = [f for f in scan.faults if f.fatal is not None]
     unclaimed = list(fatal)
@@ -394,17 +405,23 @@ def _kills(
                 continue
             silent = kill.silence_s is not None and kill.silence_s >= HANG_SILENCE_S
             cause = "hang" if silent else "external-kill"
+            last = [p for p in scan.progress if p.line < kill.line][-1:]
             summary = (
                 f"No output for {kill.silence_s / 60:.0f} min, then the CI job was cancelled"
                 if silent and kill.silence_s is not None
                 else "The CI job was cancelled or timed out"
             )
+            if last:
+                summary += f"; the last result was {last[0].kind} {last[0].test}"
             incident = Incident(
                 id="",
                 cause=cause,
                 confidence="medium" if silent else "low",
                 summary=summary,
-                evidence=[_ev(scan, kill.line, kill.excerpt)],
+                worker=last[0].worker if last else None,
+                test=last[0].test if last else None,
+                evidence=[_ev(scan, p.line, f"{p.kind} {p.test}") for p in last]
+                + [_ev(scan, kill.line, kill.excerpt)],
                 signature=normalize(f"{cause} ci-cancel"),
             )
         elif kill.signal in ("SIGKILL", "SIGTERM"):

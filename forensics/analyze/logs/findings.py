@@ -32,6 +32,16 @@ class CrashedItem:
 
 
 @dataclass
+class ProgressResult:
+    """A per-test result line: ``[gw3] [ 45%] FAILED path::test`` or ``path::test FAILED``."""
+
+    worker: str | None
+    test: str
+    kind: str  # "FAILED" | "ERROR"
+    line: int
+
+
+@dataclass
 class WorkerEvent:
     """``replacing crashed worker gwN`` or ``maximum crashed workers reached: N``."""
 

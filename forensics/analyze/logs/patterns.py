@@ -76,7 +76,7 @@ def _ere(phrase: str) -> str:
 GREP_PATTERN = "|".join(_ere(p) for p in TRIGGER_PHRASES)
 
 # --- pytest-xdist -------------------------------------------------------------------------
-NODE_DOWN = re.compile(r"node down: (?P<reason>.*)$")
+NODE_DOWN = re.compile(r"(?:\[(?P<worker>gw\d+)\] )?node down: (?P<reason>.*)$")
 CRASHED_ITEM = re.compile(r"worker '(?P<worker>gw\d+)' crashed while running '(?P<test>[^']+)'")
 REPLACING = re.compile(r"replacing crashed worker (?P<worker>gw\d+)")
 MAX_CRASHED = re.compile(r"maximum crashed workers reached: (?P<count>\d+)")

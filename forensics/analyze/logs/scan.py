@@ -23,6 +23,7 @@ from forensics.analyze.logs.findings import (
     KillEvent,
     NativeAbort,
     NodeDown,
+    ProgressResult,
     PythonFailure,
     Summary,
     TimeoutDump,
@@ -52,6 +53,8 @@ class LogScan:
       node_downs: xdist ``[gwN] node down: <reason>`` lines.
       crashed_items: ``worker 'gwN' crashed while running '<test>'``: which test each dead
         worker was running.
+      progress: per-test FAILED/ERROR result lines, with the worker when xdist names it (the
+        test a worker was running when it died, when the session ended before its report).
       worker_events: ``replacing crashed worker gwN`` / ``maximum crashed workers reached``.
       faults: faulthandler blocks (fatal errors with the signal, and plain thread dumps such
         as ``faulthandler_timeout``), with their thread stacks; interleaved blocks of several
@@ -77,6 +80,7 @@ class LogScan:
     node_downs: list[NodeDown] = field(default_factory=list)
     crashed_items: list[CrashedItem] = field(default_factory=list)
     worker_events: list[WorkerEvent] = field(default_factory=list)
+    progress: list[ProgressResult] = field(default_factory=list)
     faults: list[FaultRecord] = field(default_factory=list)
     internal_errors: list[InternalError] = field(default_factory=list)
     failures: list[PythonFailure] = field(default_factory=list)
@@ -227,7 +231,12 @@ class Scanner:
             if match:
                 self._add(
                     scan.node_downs,
-                    NodeDown(worker, match.group("reason").strip(), lineno, _cap(text)),
+                    NodeDown(
+                        worker or match.group("worker"),
+                        match.group("reason").strip(),
+                        lineno,
+                        _cap(text),
+                    ),
                 )
                 return
         if text.startswith(("FAILED", "ERROR")):
@@ -254,6 +263,7 @@ class Scanner:
             if panic:
                 loc = panic.group("loc")
                 crate = P.CRATE.search(loc)
+                self._open(self._native_line)  # first: opening flushes the previous block
                 self._native = NativeAbort(
                     "rust-panic",
                     panic.group("oldmsg") or "",
@@ -263,8 +273,6 @@ class Scanner:
                     worker=worker,
                 )
                 self._native_wait = 0
-                self._open(self._native_line)
-                self._native = self._native or None
                 return
         if "fatal runtime error" in text:
             fatal = P.FATAL_RUNTIME.search(text)
@@ -285,6 +293,7 @@ class Scanner:
             term = P.CPP_TERMINATE.search(text)
             if term:
                 what = term.group("type") or (term.group("other") or "").strip()
+                self._open(self._native_line)
                 self._native = NativeAbort(
                     "cpp-terminate",
                     what,
@@ -294,7 +303,6 @@ class Scanner:
                     worker=worker,
                 )
                 self._native_wait = 0
-                self._open(self._native_line)
                 return
         if self._kill(text, lineno, raw, prev):
             return
@@ -315,6 +323,9 @@ class Scanner:
         if "FAILED" in text or "ERROR" in text:
             prog = P.PROGRESS_RESULT.match(text)
             if prog:
+                test = prog.group("test") or prog.group("test2")
+                kind = prog.group("kind") or prog.group("kind2")
+                self._add(scan.progress, ProgressResult(worker, test, kind, lineno))
                 return
         if "Traceback (most" in text and text.startswith("Traceback"):
             self._tb = Traceback(None, "", [], lineno, _cap(text), "")
