@@ -6,6 +6,9 @@ The tree is an idle Python root starting 3 branches that start 4 leaves each (16
 nested as pytest-xdist's controller, workers and their subprocesses are).  The sampler's cost is the
 CPU time of its own thread (time.thread_time inside the thread), so the benchmark's own
 waiting does not count.
+
+Measured (2-core VM shared with other jobs, Linux 6.18, Python 3.11, 20 s x 3 runs, median):
+    interval 0.1 s: 1.52 %   0.25 s: 0.59 %   0.5 s (default): 0.33 %   1.0 s: 0.17 %
 """
 
 from __future__ import annotations
