@@ -256,7 +256,9 @@ class Scanner:
             if rep or top:
                 kind = "replaced" if rep else "max-crashed"
                 who = rep.group("worker") if rep else None
-                self._add(scan.worker_events, WorkerEvent(kind, who, lineno, _cap(text)))
+                # xdist repeats "maximum crashed workers reached" in the summary banner.
+                if kind == "replaced" or all(e.kind != kind for e in scan.worker_events):
+                    self._add(scan.worker_events, WorkerEvent(kind, who, lineno, _cap(text)))
                 return
         if "panicked at" in text:
             panic = P.RUST_PANIC.search(text)
@@ -328,8 +330,8 @@ class Scanner:
                 self._add(scan.progress, ProgressResult(worker, test, kind, lineno))
                 return
         if "Traceback (most" in text and text.startswith("Traceback"):
-            self._tb = Traceback(None, "", [], lineno, _cap(text), "")
             self._open(self._tb_line)
+            self._tb = Traceback(None, "", [], lineno, _cap(text), "")
             return
         if text.startswith("rootdir: "):
             root = P.ROOTDIR.match(text)
@@ -448,16 +450,13 @@ class Scanner:
         self._idle += 1
         if self._idle >= FAULT_IDLE_LINES:
             return False
-        # Interleaved output (another worker's progress line) inside a dump: skip it here,
-        # but still let the normal dispatch see it.
-        self._dispatch_nested(text, worker, lineno)
-        return True
-
-    def _dispatch_nested(self, text: str, worker: str | None, lineno: int) -> None:
-        if "node down" in text or "crashed while running" in text or "crashed worker" in text:
-            block, self._block = self._block, None
-            self._dispatch(text, worker, lineno, text, None)
+        # Interleaved output (another worker's progress, xdist's report of this crash) inside
+        # a dump: parse it as usual and keep the dump open unless the line opened a block.
+        block, self._block = self._block, None
+        self._dispatch(text, worker, lineno, text, None)
+        if self._block is None:
             self._block = block
+        return True
 
     # -- pytest-timeout -------------------------------------------------------------------------
     def _timeout_start(self, test: str | None, worker: str | None, lineno: int, text: str) -> None:
