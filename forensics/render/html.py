@@ -25,6 +25,8 @@ EXCERPT_CHARS = 48_000
 PRIOR_SHOWN = 50
 MAX_CARDS = 300
 MEMORY_POINTS = 1500
+# Past this, passing tests lose their names (the bars stay): the report must stay <= 10 MB.
+TIMELINE_JSON_BUDGET = 8_500_000
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "crashed", "running")
 
 _GITHUB_REF = re.compile(r"^([\w.-]+/[\w.-]+)#(\d+)$")
@@ -149,6 +151,17 @@ def _downsample(points: list[tuple[float, int]], limit: int) -> list[tuple[float
     return out
 
 
+def run_lengths(values: list[int]) -> list[int]:
+    """[value, count, value, count...]: a worker runs one module's tests, mostly passing."""
+    out: list[int] = []
+    for v in values:
+        if out and out[-2] == v:
+            out[-1] += 1
+        else:
+            out += [v, 1]
+    return out
+
+
 def _row(
     tl: ProcessTimeline, t0: float, modules: dict[str, int], outcome_codes: dict[str, int]
 ) -> dict[str, Any]:
@@ -181,8 +194,8 @@ def _row(
         "end_reason": tl.end_reason,
         "s": starts,
         "d": durations,
-        "o": outcomes,
-        "m": mods,
+        "o": run_lengths(outcomes),
+        "m": run_lengths(mods),
         "p": prefixes,
         "n": names,
         "mem": [[ms(t), rss] for t, rss in _downsample(tl.memory, MEMORY_POINTS)],
@@ -197,6 +210,21 @@ _MARK_KIND = {
     "unexpected-exit": "exit",
     "hang": "hang",
 }
+
+
+def _fit_names(rows: list[dict[str, Any]]) -> None:
+    size = sum(len(n) + 4 + len(str(p)) for r in rows for n, p in zip(r["n"], r["p"], strict=True))
+    if size + 24 * sum(len(r["n"]) for r in rows) <= TIMELINE_JSON_BUDGET:
+        return
+    for r in rows:
+        full: list[str] = []
+        previous = ""
+        for k, suffix in zip(r["p"], r["n"], strict=True):
+            previous = previous[:k] + suffix
+            full.append(previous)
+        # Blamed tests keep their names; the others are bars with a position and an outcome.
+        r["named"] = {str(i): full[i] for i in r["blame"]}
+        r["p"], r["n"] = [], []
 
 
 def timeline_data(triage: Triage, views: list[IncidentView]) -> dict[str, Any]:
@@ -239,6 +267,7 @@ def timeline_data(triage: Triage, views: list[IncidentView]) -> dict[str, Any]:
                 "anchor": view.anchor,
             }
         )
+    _fit_names(rows)
     ends = [r["end"] for r in rows if r["end"] is not None]
     for r in rows:
         if r["s"]:

@@ -4,6 +4,9 @@ import json
 import re
 from html.parser import HTMLParser
 
+import pytest
+
+import forensics.render.html as html_module
 from forensics.model import (
     Evidence,
     Frame,
@@ -17,7 +20,7 @@ from forensics.model import (
     Triage,
 )
 from forensics.model import TestCounts as Counts
-from forensics.render.html import incident_view, render_html, timeline_data
+from forensics.render.html import incident_view, render_html, run_lengths, timeline_data
 from forensics.render.templates import template_dirs
 
 T0 = 1_763_900_000.0
@@ -261,12 +264,20 @@ def test_data_is_embedded_once_and_round_trips() -> None:
     data = json.loads(match.group(1))
     assert "<" not in match.group(1)  # tojson escapes it, so the block cannot be closed early
     gw0 = data["rows"][0]
+    modules = [
+        m for v, count in zip(gw0["m"][::2], gw0["m"][1::2], strict=True) for m in [v] * count
+    ]
     names, previous = [], ""
     for k, suffix in zip(gw0["p"], gw0["n"], strict=True):
         previous = previous[:k] + suffix
-        names.append(data["modules"][gw0["m"][len(names)]] + "::" + previous)
+        names.append(data["modules"][modules[len(names)]] + "::" + previous)
     assert names[-1] == XSS
     assert html.count('id="timeline-data"') == 1
+
+
+def test_run_lengths() -> None:
+    assert run_lengths([0, 0, 0, 1, 0, 0]) == [0, 3, 1, 1, 0, 2]
+    assert run_lengths([]) == []
 
 
 def test_only_tests_named_by_an_incident_are_blamed() -> None:
@@ -335,3 +346,13 @@ def test_templates_load_from_the_package_or_checkout() -> None:
     dirs = template_dirs()
     assert dirs, "templates not found"
     assert all((d / "report.html").is_file() and (d / "base.html").is_file() for d in dirs)
+
+
+def test_over_budget_timelines_keep_only_blamed_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(html_module, "TIMELINE_JSON_BUDGET", 1000)
+    t = sample_triage()
+    data = timeline_data(t, [incident_view(i) for i in t.incidents])
+    gw3 = next(r for r in data["rows"] if r["worker"] == "gw3")
+    assert gw3["n"] == []
+    assert gw3["named"] == {"15": "test_upper_case"}
+    assert len(gw3["s"]) == 16
