@@ -39,7 +39,7 @@ def synthetic_triage(workers: int = 12, tests_per_worker: int = 20_000, seed: in
     """A run shaped like a big real one: modules of tests, varied durations, a few deaths."""
     rng = random.Random(seed)
     timelines = []
-    incidents = []
+    incidents: list[Incident] = []
     counts = TestCounts()
     for w in range(workers):
         worker = f"gw{w}"
