@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+from pathlib import Path
 
 from test_render_html import XSS, sample_triage
 
-from forensics.model import Evidence
+from forensics.model import Evidence, Frame
 from forensics.redact import Redactor
+from forensics.render.ci import github_annotations, report_to_github
 from forensics.render.markdown import (
     GITHUB_BODY_LIMIT,
     code,
@@ -97,3 +100,56 @@ def test_unredacted_report_says_so() -> None:
     t.environment.pop("redacted")
     assert "> NOT REDACTED: " in render_markdown(t).replace("\n> [!WARNING]", "")
     assert "NOT REDACTED" not in render_markdown(Redactor.from_environ({}).triage(t))
+
+
+# GitHub Actions output (forensics.render.ci) is the Markdown view plus annotation lines.
+
+
+def test_annotations_point_at_the_test_line() -> None:
+    lines = github_annotations(sample_triage(), root="/work/repo")
+    assert lines[0].startswith(
+        "::error file=tests/parity/functions/test_string.py,line=48,"
+        "title=native-crash (high confidence)::gw3 died of SIGSEGV"
+    )
+    assert "%0Anative library: robin_sparkless/_native.abi3.so (robin-sparkless 0.11.0)" in lines[0]
+    assert lines[1].startswith("::error file=tests/test_pool.py,line=30,title=hang (medium")
+    assert len(lines) == 2  # the OOM and the exception have no line in the repository
+    assert all("\n" not in line for line in lines)
+
+
+def test_annotation_properties_are_escaped() -> None:
+    t = sample_triage()
+    inc = t.incidents[0]
+    inc.stacks[0].frames[2] = Frame("f", "/work/repo/tests/a,b:c.py", 7)
+    inc.test = "tests/a,b:c.py::test_x"
+    inc.summary = "100% broken\nsecond line"
+    line = github_annotations(t, root="/work/repo")[0]
+    assert line.startswith("::error file=tests/a%2Cb%3Ac.py,line=7,")
+    assert line.endswith(
+        "::100%25 broken%0Asecond line%0Anative library: "
+        + inc.native_library
+        + "%0Areproduce: "
+        + (inc.repro or "")
+    )
+
+
+def test_frames_outside_the_repository_are_not_annotated() -> None:
+    t = sample_triage()
+    t.incidents = [t.incidents[0]]
+    t.incidents[0].stacks[0].frames = [
+        Frame("collect", "/venv/lib/python3.11/site-packages/x.py", 3),
+        Frame("run", "/usr/lib/python3.11/threading.py", 9),
+    ]
+    assert github_annotations(t, root="/work/repo") == []
+
+
+def test_step_summary_is_appended(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("previous step\n")
+    out = io.StringIO()
+    env = {"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"}
+    assert report_to_github(sample_triage(), env, out)
+    text = summary.read_text()
+    assert text.startswith("previous step\n**Suggested title:** SIGSEGV")
+    assert out.getvalue().count("::error ") == 2
+    assert not report_to_github(sample_triage(), {}, io.StringIO())
