@@ -219,3 +219,25 @@ def test_disabled_triage_is_not_marked_redacted() -> None:
     out = Redactor.disabled().triage(_triage())
     assert not is_redacted(out)
     assert GH in json.dumps(out.to_dict())
+
+
+def test_planted_secrets_reach_no_view() -> None:
+    """The issue's acceptance check, at the view level: env, argv, output and assertion text."""
+    from forensics.render import render
+
+    env = {"HOME": "/home/alice", "MY_SERVICE_TOKEN": "planted-env-secret-1", "CI": "true"}
+    planted = ["planted-env-secret-1", GH, "argv-pass-77", "hunter2hunter2", "/home/alice"]
+    t = _triage()
+    t.run.command = ["pytest", "--password", "argv-pass-77", "tests/"]
+    t.incidents[0].evidence.append(
+        Evidence("output.log:40", "E   AssertionError: token planted-env-secret-1 != ''")
+    )
+    t.incidents[0].summary = f"died printing {GH}"
+    redacted = Redactor.from_environ({**ENV, **env}).triage(t)
+    for fmt in ("json", "text", "markdown", "html"):
+        out = render(redacted, fmt)
+        for secret in planted:
+            assert secret not in out, (fmt, secret)
+    manifest_env = json.dumps(Redactor.from_environ(env).env(env))
+    assert "planted-env-secret-1" not in manifest_env
+    assert "/home/alice" not in manifest_env

@@ -2,7 +2,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import zipfile
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -356,3 +360,35 @@ def test_over_budget_timelines_keep_only_blamed_names(monkeypatch: pytest.Monkey
     assert gw3["n"] == []
     assert gw3["named"] == {"15": "test_upper_case"}
     assert len(gw3["s"]) == 16
+
+
+@pytest.mark.slow
+def test_templates_ship_in_the_wheel_and_load_from_it(tmp_path: Path) -> None:
+    """The installed package, not the checkout, must find its templates (force-include)."""
+    repo = Path(__file__).resolve().parents[2]
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path), str(repo)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    if build.returncode != 0:
+        pytest.skip(f"cannot build the wheel here: {build.stderr[-300:]}")
+    wheel = next(tmp_path.glob("forensics-*.whl"))
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        assert {"forensics/templates/report.html", "forensics/templates/base.html"} <= names
+        zf.extractall(site)
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from forensics.render.templates import template_dirs, render_report;"
+        "print(template_dirs()[0]);"
+        "from forensics.render.html import render_html;"
+        "from forensics.model import Triage, Source;"
+        "print(len(render_html(Triage(source=Source('log', ['x'])))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(site)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[0] == str(site / "forensics" / "templates")
+    assert int(out[1]) > 1000
