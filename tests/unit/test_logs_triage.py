@@ -152,6 +152,15 @@ def test_xdist_mixed_run_finds_every_kind() -> None:
     assert triage.run.exit_code == 1
 
 
+def test_real_spliced_dumps_keep_their_signals() -> None:
+    # Captured from a real `pytest -n 2` run: two workers' dumps spliced mid-line.
+    triage = analyze_logs([str(LOGS / "real_xdist_spliced_faults.log")])
+    assert {(i.worker, i.test, i.signal) for i in triage.incidents} == {
+        ("gw0", "test_boom.py::test_abort", "SIGABRT"),
+        ("gw1", "test_boom.py::test_segv", "SIGSEGV"),
+    }
+
+
 def test_interleaved_fault_dumps_go_to_their_own_workers() -> None:
     triage = analyze_logs([str(LOGS / "interleaved_two_segfaults.log")])
     pairs = {(i.worker, i.test, i.signal) for i in triage.incidents}

@@ -93,14 +93,14 @@ def _library(frames: list[Frame]) -> str | None:
 def _fault_matches(fault: FaultRecord, crash: _Crash) -> bool:
     if fault.worker and crash.worker:
         return fault.worker == crash.worker
-    if fault.test and crash.test:
-        return fault.test == crash.test
     stack = _current(fault)
-    if stack is None or not crash.test:
-        return False
-    func = _func(crash.test)
-    base = os.path.basename(crash.test.split("::", 1)[0])
-    return any(f.name == func and os.path.basename(f.file or "") == base for f in stack.frames)
+    if stack is not None and stack.frames and crash.test:
+        # The dump's own frames beat a node id printed before it on the same line: under
+        # xdist that node id is whatever test the controller announced last.
+        func = _func(crash.test)
+        base = os.path.basename(crash.test.split("::", 1)[0])
+        return any(f.name == func and os.path.basename(f.file or "") == base for f in stack.frames)
+    return bool(fault.test and crash.test and fault.test == crash.test)
 
 
 def _collect_crashes(scan: LogScan) -> list[_Crash]:

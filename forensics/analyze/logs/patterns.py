@@ -96,6 +96,10 @@ FH_THREAD = re.compile(
 )
 FH_STACK = re.compile(r"^Stack \(most recent call first\):")
 FH_FRAME = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<name>\S+)')
+# The fatal names alone, to recover one spliced into another worker's line.
+FATAL_NAME = re.compile(
+    r"Segmentation fault|Aborted|Bus error|Floating[- ]point exception|Illegal instruction"
+)
 FH_TIMEOUT = re.compile(r"^Timeout \((?P<after>\d+:\d\d:\d\d(?:\.\d+)?)\)!")
 # "test_x.py::test_a Fatal Python error" - pytest -v prints the node id before the crash.
 LEADING_NODEID = re.compile(r"^(?P<test>[\w./\\-]+\.py::[^\s]+) ")

@@ -394,9 +394,12 @@ class Scanner:
         fatal = P.FATAL.search(text)
         if fatal:
             what = fatal.group("what").strip()
+            known = P.FATAL_NAME.match(what)
+            # Two workers writing at once splice lines: keep only a recognisable reason.
+            what = known.group(0) if known else ("" if FATAL_SIGNALS.get(what) is None else what)
             lead = P.LEADING_NODEID.match(text)
             record = FaultRecord(
-                what,
+                what or "unknown (output interleaved)",
                 FATAL_SIGNALS.get(what),
                 lineno,
                 _cap(text),
@@ -414,6 +417,7 @@ class Scanner:
             self._open_faults.append(record)
             self._stack, self._idle = None, 0
             return True
+        self._recover_signal(text)
         head = P.FH_THREAD.search(text) or P.FH_STACK.match(text)
         if head:
             if not self._open_faults:
@@ -423,7 +427,12 @@ class Scanner:
             label = f"{tid} {groups['name']}" if groups.get("name") else tid
             state = "current" if groups.get("current") == "Current thread" else None
             self._stack = Stack(pid=None, thread=label, method="faulthandler", state=state)
-            record = self._open_faults[-1]
+            # Interleaved dumps: each record takes one "Current thread"; the earliest record
+            # still without one is the one this header continues.
+            record = next(
+                (r for r in self._open_faults if all(s.state != "current" for s in r.stacks)),
+                self._open_faults[-1],
+            )
             if len(record.stacks) < 64:
                 record.stacks.append(self._stack)
             self._idle = 0
@@ -447,6 +456,8 @@ class Scanner:
             or text.lstrip().startswith("<")
         ):
             return True
+        if 'File "' in text or "most recent call first" in text or "hread 0x" in text:
+            return True  # a frame or header mangled by interleaving: still inside the dump
         self._idle += 1
         if self._idle >= FAULT_IDLE_LINES:
             return False
@@ -457,6 +468,16 @@ class Scanner:
         if self._block is None:
             self._block = block
         return True
+
+    def _recover_signal(self, text: str) -> None:
+        """Give a fatal record whose reason was spliced away the first reason seen after it."""
+        pending = [r for r in self._open_faults if r.fatal is not None and r.signal is None]
+        if not pending:
+            return
+        name = P.FATAL_NAME.search(text)
+        if name:
+            what = name.group(0).replace("Floating-point", "Floating point")
+            pending[0].fatal, pending[0].signal = what, FATAL_SIGNALS.get(what)
 
     # -- pytest-timeout -------------------------------------------------------------------------
     def _timeout_start(self, test: str | None, worker: str | None, lineno: int, text: str) -> None:
