@@ -8,6 +8,7 @@ larger than the 10 MB a report may take.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections import Counter
@@ -23,10 +24,14 @@ from forensics.render.templates import render_report
 EXCERPT_LINES = 300
 EXCERPT_CHARS = 48_000
 PRIOR_SHOWN = 50
-MAX_CARDS = 300
+MAX_CARDS = 200
+MAX_FRAMES = 60
+MAX_STACKS = 8
+# What all cards together may take (characters of data; markup roughly doubles a frame).
+CARDS_BUDGET = 1_200_000
 MEMORY_POINTS = 1500
 # Past this, passing tests lose their names (the bars stay): the report must stay <= 10 MB.
-TIMELINE_JSON_BUDGET = 8_500_000
+TIMELINE_JSON_BUDGET = 8_000_000
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "crashed", "running")
 
 _GITHUB_REF = re.compile(r"^([\w.-]+/[\w.-]+)#(\d+)$")
@@ -59,6 +64,8 @@ class IncidentView:
     secondary: list[tuple[str, str, str | None, str | None]]
     prior_shown: list[str]
     prior_hidden: int
+    hidden_frames: int = 0
+    hidden_stacks: int = 0
     timeline_row: int | None = None
     tags: list[str] = field(default_factory=list)
 
@@ -94,7 +101,27 @@ def _frame_view(frame: Frame, native_library: str | None) -> FrameView:
     )
 
 
-def incident_view(inc: Incident) -> IncidentView:
+@dataclass(frozen=True)
+class Caps:
+    """Per-card caps: generous for a few incidents, shrinking so hundreds still fit 10 MB."""
+
+    excerpt_chars: int = EXCERPT_CHARS
+    frames: int = MAX_FRAMES
+    stacks: int = MAX_STACKS
+    prior: int = PRIOR_SHOWN
+
+    @classmethod
+    def for_cards(cls, n: int) -> Caps:
+        share = CARDS_BUDGET // max(1, n)
+        return cls(
+            excerpt_chars=max(1_000, min(EXCERPT_CHARS, share // 3)),
+            frames=max(8, min(MAX_FRAMES, share // 3 // 300)),
+            stacks=max(2, min(MAX_STACKS, share // 10_000)),
+            prior=max(10, min(PRIOR_SHOWN, share // 3 // 100)),
+        )
+
+
+def incident_view(inc: Incident, caps: Caps | None = None) -> IncidentView:
     facts = [
         (label, str(value))
         for label, value in (
@@ -108,26 +135,30 @@ def incident_view(inc: Incident) -> IncidentView:
         if value is not None
     ]
     stacks = []
-    for stack in inc.stacks:
-        frames = [_frame_view(f, inc.native_library) for f in stack.frames]
+    caps = caps or Caps()
+    for stack in inc.stacks[: caps.stacks]:
+        frames = [_frame_view(f, inc.native_library) for f in stack.frames[: caps.frames]]
         bits = [f"pid {stack.pid}", f"thread {stack.thread}"]
         bits += [x for x in (stack.method, stack.state) if x]
         stacks.append(StackView(" · ".join(bits), frames, any(f.responsible for f in frames)))
+    per_excerpt = caps.excerpt_chars // max(1, min(5, len(inc.evidence)))
     return IncidentView(
         incident=inc,
         anchor=f"incident-{inc.id}",
         facts=facts,
         memory=memory_facts(inc),
         evidence=[
-            (ev.source, tail_excerpt(ev.excerpt, EXCERPT_LINES, EXCERPT_CHARS))
-            for ev in inc.evidence
+            (ev.source, tail_excerpt(ev.excerpt, EXCERPT_LINES, per_excerpt))
+            for ev in inc.evidence[:5]
         ],
         stacks=stacks,
         secondary=[
             (s.cause, s.summary, s.ref, ref_url(s.ref) if s.ref else None) for s in inc.secondary
         ],
-        prior_shown=inc.prior_tests[-PRIOR_SHOWN:],
-        prior_hidden=max(0, len(inc.prior_tests) - PRIOR_SHOWN),
+        prior_shown=inc.prior_tests[-caps.prior :],
+        prior_hidden=max(0, len(inc.prior_tests) - caps.prior),
+        hidden_frames=sum(max(0, len(x.frames) - caps.frames) for x in inc.stacks),
+        hidden_stacks=max(0, len(inc.stacks) - caps.stacks),
     )
 
 
@@ -213,8 +244,7 @@ _MARK_KIND = {
 
 
 def _fit_names(rows: list[dict[str, Any]]) -> None:
-    size = sum(len(n) + 4 + len(str(p)) for r in rows for n, p in zip(r["n"], r["p"], strict=True))
-    if size + 24 * sum(len(r["n"]) for r in rows) <= TIMELINE_JSON_BUDGET:
+    if len(json.dumps(rows, separators=(",", ":"))) <= TIMELINE_JSON_BUDGET:
         return
     for r in rows:
         full: list[str] = []
@@ -285,7 +315,8 @@ def timeline_data(triage: Triage, views: list[IncidentView]) -> dict[str, Any]:
 
 def report_context(triage: Triage) -> dict[str, Any]:
     ordered = ordered_incidents(triage)
-    views = [incident_view(inc) for inc in ordered[:MAX_CARDS]]
+    caps = Caps.for_cards(min(len(ordered), MAX_CARDS))
+    views = [incident_view(inc, caps) for inc in ordered[:MAX_CARDS]]
     return {
         "triage": triage,
         "run": triage.run,

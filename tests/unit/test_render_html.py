@@ -392,3 +392,28 @@ def test_templates_ship_in_the_wheel_and_load_from_it(tmp_path: Path) -> None:
     ).stdout.split()
     assert out[0] == str(site / "forensics" / "templates")
     assert int(out[1]) > 1000
+
+
+def test_hundreds_of_big_incidents_still_fit_ten_megabytes() -> None:
+    t = sample_triage()
+    base = t.incidents[0]
+    flood = ("x" * 200 + "\n") * 5000
+    prior = [f"tests/test_{i}.py::test_{i}" for i in range(2000)]
+    big_stack = Stack(1, "main", [Frame(f"fn_{i}", "/venv/lib/mod.py", i) for i in range(500)])
+    t.incidents = [
+        Incident(
+            id=f"I{n}",
+            cause=base.cause,
+            confidence=base.confidence,
+            summary=base.summary,
+            test=base.test,
+            prior_tests=prior,
+            evidence=[Evidence(f"output.log:{k}", flood) for k in range(5)],
+            stacks=[big_stack] * 20,
+        )
+        for n in range(400)
+    ]
+    html = render_html(t)
+    assert len(html.encode()) <= 10 * 1024 * 1024
+    assert 'id="incident-I0"' in html
+    assert "200 more incidents are in the JSON triage" in html
