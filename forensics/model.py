@@ -93,6 +93,8 @@ class Incident:
     # Extra fields (allowed by the contract): a grouping signature, memory facts, hang
     # diagnosis, repeat links, and when the incident happened (epoch seconds).
     signature: str | None = None
+    # OOM incidents: {"limit_bytes", "peak_rss_bytes", "top_growth": [{"test", "rss_delta_bytes"}]}
+    memory: dict[str, Any] | None = None
     time: float | None = None
     repeat_of: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun, load_bundle
 from forensics.model import (
@@ -60,7 +61,11 @@ class _Builder:
         self.data = data
         self.incidents: list[Incident] = []
         self.notes = list(data.notes)
-        self.oom_pids = _oom_pids(data)
+        self.oom_kills = _oom_kills(data)
+        self.oom_pids = {
+            pid: str(kill.get("line") or "OOM kill")[:1000] for pid, kill in self.oom_kills.items()
+        }
+        self.sampled = _sampled_memory(data)
 
     # --- processes -> incidents --------------------------------------------------------------
 
@@ -156,8 +161,44 @@ class _Builder:
             incident.evidence.append(
                 Evidence(source="system/kernel.log", excerpt=self.oom_pids[rec.pid])
             )
+        if incident.cause == "oom-kill":
+            incident.memory = self._memory_facts(rec)
+            limit = incident.memory.get("limit_bytes")
+            if limit:
+                incident.evidence.append(
+                    Evidence(source="system/cgroup.json", excerpt=f"memory limit {limit} bytes")
+                )
         incident.summary = self._summary(incident, rec)
         return incident
+
+    def _memory_facts(self, rec: ProcessRecord) -> dict[str, object]:
+        """The limit that was hit, the process's peak, and the tests that grew it the most."""
+        kill = self.oom_kills.get(rec.pid, {})
+        limit = kill.get("memcg_limit_bytes")
+        cgroup = self.data.system.get("cgroup")
+        if not isinstance(limit, int) and isinstance(cgroup, dict):
+            run = cgroup.get("run")
+            if isinstance(run, dict) and isinstance(run.get("limit_bytes"), int):
+                limit = run["limit_bytes"]
+        at_kill = sum(
+            v for v in (kill.get("anon_rss_bytes"), kill.get("file_rss_bytes")) if isinstance(v, int)
+        )
+        sampled = self.sampled.get(rec.pid, {})
+        peak = max(at_kill, sampled.get("peak_rss") or 0) or None
+        growth = []
+        for test in rec.tests:
+            end_rss = test.rss_end
+            if end_rss is None and test is rec.open_test:
+                end_rss = at_kill or sampled.get("last_rss")
+            if test.rss_start is not None and isinstance(end_rss, int):
+                growth.append({"test": test.nodeid, "rss_delta_bytes": end_rss - test.rss_start})
+        growth.sort(key=lambda g: -int(g["rss_delta_bytes"]))  # type: ignore[call-overload]
+        return {
+            "limit_bytes": limit if isinstance(limit, int) else None,
+            "peak_rss_bytes": peak,
+            "top_growth": [g for g in growth if int(g["rss_delta_bytes"]) > 0][:10],  # type: ignore[call-overload]
+            "constraint": kill.get("constraint"),
+        }
 
     def _cause(self, rec: ProcessRecord, signal: str | None, fatal: bool) -> tuple[str, str]:
         if fatal or signal in NATIVE_SIGNALS:
@@ -288,7 +329,7 @@ class _Builder:
                     continue
                 if (test.nodeid, rec.worker) in crashed:
                     continue
-                cause = "infrastructure" if _INFRA_RE.search(message) else "python-exception"
+                cause = _failure_cause(message)
                 phase = failed[0]
                 incident = Incident(
                     id="",
@@ -307,6 +348,14 @@ class _Builder:
                 incident.repro = _repro(rec, [*incident.prior_tests, test.nodeid])
                 if test.location is not None:
                     incident.extra["location"] = {"file": test.location[0], "line": test.location[1]}
+                if "MemoryError" in message:
+                    incident.secondary.append(
+                        Secondary(
+                            cause="oom-kill",
+                            summary="Python could not allocate memory (MemoryError): the process "
+                            "hit a memory limit without being killed",
+                        )
+                    )
                 self.incidents.append(incident)
 
     def _internal_errors(self) -> None:
@@ -420,8 +469,28 @@ class _Builder:
                 for t, rss in ((test.start, test.rss_start), (test.end, test.rss_end)):
                     if t is not None and rss is not None:
                         tl.memory.append((t, rss))
+            points = self.sampled.get(rec.pid, {}).get("timeline")
+            if isinstance(points, list):
+                tl.memory.extend(
+                    (float(p[0]), int(p[1]))
+                    for p in points
+                    if isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) for v in p)
+                )
+            tl.memory.sort()
             timelines.append(tl)
         return timelines
+
+
+_TIMEOUT_RE = re.compile(r"Failed: Timeout >[\d.]+s|Timeout \(\d+:\d\d:\d\d")
+
+
+def _failure_cause(message: str) -> str:
+    if _TIMEOUT_RE.search(message):
+        # pytest-timeout's signal method fails the test instead of killing the process.
+        return "hang"
+    if _INFRA_RE.search(message):
+        return "infrastructure"
+    return "python-exception"
 
 
 def _combine(current: str | None, phase: str, outcome: str) -> str:
@@ -497,12 +566,25 @@ def _repro(rec: ProcessRecord, nodeids: list[str]) -> str | None:
     return _shell_command(rec.rootdir or rec.cwd, args)
 
 
-def _oom_pids(data: BundleData) -> dict[int, str]:
-    """Pids the kernel OOM killer killed during the run, with the kernel's line."""
-    found: dict[int, str] = {}
+def _oom_kills(data: BundleData) -> dict[int, dict[str, Any]]:
+    """The kernel OOM killer's kills of the run's processes, by pid."""
+    found: dict[int, dict[str, Any]] = {}
     oom = data.system.get("oom")
-    if isinstance(oom, list):
-        for kill in oom:
-            if isinstance(kill, dict) and isinstance(kill.get("pid"), int):
-                found[kill["pid"]] = str(kill.get("line") or kill.get("text") or "OOM kill")[:1000]
+    kills = oom.get("kills") if isinstance(oom, dict) else None
+    if isinstance(kills, list):
+        for kill in kills:
+            if isinstance(kill, dict) and isinstance(kill.get("pid"), int) and kill.get("ours"):
+                found[kill["pid"]] = kill
+    return found
+
+
+def _sampled_memory(data: BundleData) -> dict[int, dict[str, Any]]:
+    """The sampler's per-process memory (system/memory.json), by pid."""
+    memory = data.system.get("memory")
+    processes = memory.get("processes") if isinstance(memory, dict) else None
+    found: dict[int, dict[str, Any]] = {}
+    if isinstance(processes, list):
+        for proc in processes:
+            if isinstance(proc, dict) and isinstance(proc.get("pid"), int):
+                found[proc["pid"]] = proc
     return found

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from forensics.bundle import ENV_BUNDLE, ENV_RUN_ID
@@ -36,8 +36,11 @@ def become_subreaper() -> bool:
         return False
 
 
-def _child_setup(parent_pid: int) -> None:  # pragma: no cover - runs in the forked child
+def _child_setup(parent_pid: int, extra: Callable[[], None] | None) -> None:  # pragma: no cover
+    # Runs in the forked child, before exec.
     os.setpgid(0, 0)
+    if extra is not None:
+        extra()
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     # The supervisor may have died between fork and prctl; then nobody would kill us.
     if os.getppid() != parent_pid:
@@ -55,14 +58,16 @@ def child_environment(base: Mapping[str, str], bundle: Path, run_id: str) -> dic
     return env
 
 
-def start_child(argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+def start_child(
+    argv: Sequence[str], env: Mapping[str, str], setup: Callable[[], None] | None = None
+) -> subprocess.Popen[bytes]:
     parent = os.getpid()
     return subprocess.Popen(
         list(argv),
         env=dict(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=lambda: _child_setup(parent),
+        preexec_fn=lambda: _child_setup(parent, setup),
         close_fds=True,
     )
 

@@ -35,6 +35,7 @@ from forensics.bundle import (
 )
 from forensics.redact import Redactor
 from forensics.supervise import launch
+from forensics.supervise.memory import MemoryWatch
 from forensics.supervise.procevents import ProcEvent, ProcEventListener
 
 TICK_S = 0.1
@@ -95,6 +96,7 @@ class Supervisor:
         self.ended_by: str | None = None
         self._on_tick: list[Callable[[Supervisor], None]] = []
         self._on_finish: list[Callable[[Supervisor], None]] = []
+        self.memory: MemoryWatch | None = None
         # Called before each escalation step (evidence collection before SIGTERM/SIGKILL).
         self._escalation_hooks: list[Callable[[Supervisor], None]] = []
 
@@ -172,9 +174,19 @@ class Supervisor:
         if self.watchdog is not None:
             excluded.add(self.watchdog.pid)
         found: list[int] = []
+        cgroup = self.memory.cgroup if self.memory is not None else None
+        children: list[psutil.Process] = []
         try:
-            children = psutil.Process().children(recursive=True)
-        except psutil.Error:
+            if cgroup is not None:
+                # The cgroup also holds processes that double-forked out of our tree.
+                for pid in cgroup.pids():
+                    try:
+                        children.append(psutil.Process(pid))
+                    except psutil.Error:
+                        continue
+            else:
+                children = psutil.Process().children(recursive=True)
+        except (psutil.Error, OSError):
             return found
         for proc in children:
             if proc.pid in excluded:
@@ -299,6 +311,8 @@ class Supervisor:
         if not launch.become_subreaper():
             self.event("collector", name="subreaper", ok=False, reason="prctl refused")
         self._open_listener()
+        self.memory = MemoryWatch(self)
+        self.memory.prepare()
         env = launch.child_environment(os.environ, self.bundle.resolve(), self.run_id)
         previous = {
             sig: signal.signal(sig, self._forward)
@@ -306,14 +320,20 @@ class Supervisor:
         }
         try:
             try:
-                self.child = launch.start_child(opts.argv, env)
+                self.child = launch.start_child(opts.argv, env, self.memory.child_setup)
             except OSError as exc:
                 self.event("run-end", exit_status=127, error=exc.strerror)
                 raise
             if self.listener is not None:
                 self.listener.track(self.child.pid)
             self._note_process(self.child.pid, os.getpid(), list(opts.argv), "launch")
-            self.watchdog = launch.start_watchdog(self.run_id, self.child.pid, None)
+            cgroup = self.memory.cgroup
+            self.watchdog = launch.start_watchdog(
+                self.run_id, self.child.pid, str(cgroup.procs_path) if cgroup else None
+            )
+            self.memory.started(self.child.pid)
+            self.add_tick(self.memory.tick)
+            self.add_finish(self.memory.finish)
             assert self.child.stdout is not None and self.child.stderr is not None
             for src, sink in ((self.child.stdout, sys.stdout), (self.child.stderr, sys.stderr)):
                 thread = threading.Thread(
@@ -388,6 +408,8 @@ class Supervisor:
             # Let the last exit events of the run arrive before we stop listening.
             time.sleep(0.2)
             self.listener.stop()
+        if self.memory is not None:
+            self.memory.cleanup()
         end = time.time()
         self.event("run-end", exit_status=launch.exit_status(status), ended_by=self.ended_by)
         write_json_atomic(
