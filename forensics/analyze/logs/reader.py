@@ -15,6 +15,7 @@ import zlib
 from typing import IO, cast
 
 from forensics.analyze.logs import patterns as P
+from forensics.analyze.logs.prefilter import hits
 from forensics.analyze.logs.scan import LogScan, Scanner
 from forensics.errors import InputError
 
@@ -53,7 +54,6 @@ def open_input(path: str) -> IO[bytes]:
 def scan_stream(stream: IO[bytes], source: str) -> LogScan:
     """Scan a byte stream in constant memory; damage (truncated gzip) becomes a note."""
     scanner = Scanner(source)
-    search = P.TRIGGER_BYTES.search
     lineno = 0  # number of the last line fully consumed
     carry = b""
     skipping = False  # inside the tail of an over-long line
@@ -79,7 +79,7 @@ def scan_stream(stream: IO[bytes], source: str) -> LogScan:
                 else:
                     carry = buf
                 continue
-            lineno = _scan_buffer(scanner, buf, end, lineno, search)
+            lineno = _scan_buffer(scanner, buf, end, lineno)
             carry = buf[end:]
             if len(carry) > MAX_LINE:
                 lineno += 1
@@ -95,30 +95,27 @@ def scan_stream(stream: IO[bytes], source: str) -> LogScan:
     return scanner.finish()
 
 
-def _scan_buffer(scanner: Scanner, buf: bytes, end: int, lineno: int, search: object) -> int:
+def _scan_buffer(scanner: Scanner, buf: bytes, end: int, lineno: int) -> int:
     """Feed the trigger lines of ``buf[:end]`` (whole lines); return the last line number."""
-    find = P.TRIGGER_BYTES.search
     pos = 0  # start of the next unconsumed line
+    found = hits(buf, end)
+    hit = -1
     while pos < end:
         if scanner.wants_all:
             nl = buf.find(b"\n", pos, end)
-            prev_start = buf.rfind(b"\n", 0, max(pos - 1, 0)) + 1 if pos else pos
-            prev = _decode(buf[prev_start : pos - 1]) if pos else None
+            prev = _decode(buf[buf.rfind(b"\n", 0, pos - 1) + 1 : pos - 1]) if pos else None
             lineno += 1
             scanner.feed(_decode(buf[pos:nl]), lineno, prev)
             pos = nl + 1
             continue
-        hit = find(buf, pos, end)
-        if hit is None:
-            lineno += buf.count(b"\n", pos, end)
-            return lineno
-        start = max(pos, buf.rfind(b"\n", pos, hit.start()) + 1)
+        while hit < pos:
+            hit = next(found, end)
+        if hit >= end:
+            return lineno + buf.count(b"\n", pos, end)
+        start = max(pos, buf.rfind(b"\n", pos, hit) + 1)
         lineno += buf.count(b"\n", pos, start)
-        nl = buf.find(b"\n", hit.start(), end)
-        prev = None
-        if start:
-            prev_start = buf.rfind(b"\n", 0, start - 1) + 1
-            prev = _decode(buf[prev_start : start - 1])
+        nl = buf.find(b"\n", hit, end)
+        prev = _decode(buf[buf.rfind(b"\n", 0, start - 1) + 1 : start - 1]) if start else None
         lineno += 1
         scanner.feed(_decode(buf[start:nl]), lineno, prev)
         pos = nl + 1

@@ -1,0 +1,43 @@
+"""The vectorised prefilter finds exactly what the regex finds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from forensics.analyze.logs import prefilter
+from forensics.analyze.logs.patterns import TRIGGER_BYTES, TRIGGER_PHRASES
+
+LOGS = Path(__file__).parent.parent / "fixtures" / "logs"
+
+pytestmark = pytest.mark.skipif(prefilter.np is None, reason="numpy not installed")
+
+
+def _regex_hits(buf: bytes) -> list[int]:
+    # Every start offset, overlapping ones included, as the vectorised path reports them.
+    return [p for p in range(len(buf)) if TRIGGER_BYTES.match(buf, p)]
+
+
+def test_phrases_are_long_enough_for_the_four_byte_key() -> None:
+    assert all(len(p.encode()) >= 4 for p in TRIGGER_PHRASES)
+
+
+def test_fixtures() -> None:
+    for path in LOGS.glob("*.log"):
+        buf = path.read_bytes()
+        assert list(prefilter.hits(buf, len(buf))) == _regex_hits(buf), path.name
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from([p.encode() for p in TRIGGER_PHRASES]), st.binary(max_size=40)),
+        max_size=40,
+    )
+)
+def test_random_mixtures(parts: list[bytes]) -> None:
+    buf = b"\n".join(parts) + b"\n" + b"x" * 64
+    assert list(prefilter.hits(buf, len(buf))) == _regex_hits(buf)
