@@ -202,6 +202,55 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         bootstrap.record("session-finish", exitstatus=int(exitstatus))
 
 
+# --- pytest-timeout ---------------------------------------------------------------------------
+
+# Our dump fires this long before pytest-timeout's timer, whose thread method ends the process
+# with os._exit(1) after printing to a stderr that xdist does not pass on.
+_TIMEOUT_LEAD_S = 0.5
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
+    if not _active(item.config):
+        return
+    timeout = getattr(settings, "timeout", None)
+    method = getattr(settings, "method", None)
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        return
+    bootstrap.record("timeout-armed", nodeid=item.nodeid, timeout=timeout, method=method)
+    # pytest's own faulthandler_timeout uses the same single faulthandler timer: leave it be.
+    if _faulthandler_timeout(item.config) or bootstrap.state.fault_file is None:
+        return
+    try:
+        import faulthandler
+
+        faulthandler.dump_traceback_later(
+            max(timeout - _TIMEOUT_LEAD_S, timeout * 0.9), file=bootstrap.state.fault_file
+        )
+        item.stash[_timer_key] = True
+    except (ValueError, OSError, RuntimeError):
+        pass
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
+    if item.stash.get(_timer_key, False):
+        import faulthandler
+
+        faulthandler.cancel_dump_traceback_later()
+        item.stash[_timer_key] = False
+
+
+_timer_key = pytest.StashKey[bool]()
+
+
+def _faulthandler_timeout(config: pytest.Config) -> float:
+    try:
+        return float(config.getini("faulthandler_timeout") or 0)
+    except (ValueError, KeyError):
+        return 0.0
+
+
 # --- xdist controller hooks ------------------------------------------------------------------
 
 

@@ -37,6 +37,9 @@ class TestRun:
     open_phase: str | None = None
     messages: list[str] = field(default_factory=list)
     location: tuple[str, int] | None = None
+    # pytest-timeout's timer for this test, when one was armed.
+    timeout: float | None = None
+    timeout_method: str | None = None
 
 
 @dataclass
@@ -261,6 +264,11 @@ def _apply_breadcrumb(
             test.end = t
             test.rss_end = _int(raw.get("rss"))
             test.open_phase = None
+    elif kind == "timeout-armed":
+        test = rec.open_test
+        if test is not None and test.nodeid == raw.get("nodeid"):
+            test.timeout = _float(raw.get("timeout"))
+            test.timeout_method = _str(raw.get("method"))
     elif kind == "collect-start":
         rec.open_collect = _str(raw.get("nodeid"))
     elif kind == "collect-end":

@@ -44,6 +44,8 @@ THREAD_RE = re.compile(
 # faulthandler prints "Stack (most recent call first):" when it cannot tell the thread.
 STACK_RE = re.compile(r"^Stack \(most recent call first\):\s*$")
 FRAME_RE = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<name>.*?)\s*$')
+# dump_traceback_later's header: "Timeout (0:00:04.500000)!"
+TIMER_RE = re.compile(r"^Timeout \((?P<after>\d+:\d\d:\d\d(?:\.\d+)?)\)!\s*$")
 GARBAGE_RE = re.compile(r"^\s+<(?:no Python frame|truncated)>\s*$")
 
 
@@ -57,6 +59,8 @@ class FaultBlock:
     current_thread: str | None = None
     first_line: int = 0
     text: str = ""
+    # For a dump taken by faulthandler's timer: "Timeout (0:00:04.500000)!".
+    header: str | None = None
 
     @property
     def current(self) -> Stack | None:
@@ -107,9 +111,16 @@ def parse_fault_text(text: str, pid: int | None = None) -> list[FaultBlock]:
             block_start = index
             in_threads = False
             continue
+        timer = TIMER_RE.match(line)
+        if timer:
+            close()
+            block = FaultBlock(first_line=index + 1, header=line.strip())
+            block_start = index
+            in_threads = False
+            continue
         head = THREAD_RE.match(line) or STACK_RE.match(line)
         if head:
-            if block is None or (block.fatal is None and not in_threads):
+            if block is None or (block.fatal is None and block.header is None and not in_threads):
                 close()
                 block = FaultBlock(first_line=index + 1)
                 block_start = index

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun, load_bundle
+from forensics.analyze.hangs import find_hangs, timeout_kill
 from forensics.model import (
     Evidence,
     Incident,
@@ -72,7 +73,11 @@ class _Builder:
     def build(self) -> Triage:
         data = self.data
         controller = self._controller()
+        hangs = find_hangs(data, self._prior_and_repro)
+        self.incidents.extend(hangs.incidents)
         for rec in sorted(data.processes.values(), key=lambda r: (r.end or r.start or 0, r.pid)):
+            if rec.pid in hangs.explained:
+                continue
             incident = self._death(rec)
             if incident is not None:
                 self.incidents.append(incident)
@@ -99,6 +104,11 @@ class _Builder:
             notes=self.notes,
         )
 
+    def _prior_and_repro(self, rec: ProcessRecord, nodeid: str) -> tuple[list[str], str | None]:
+        names = [t.nodeid for t in rec.tests]
+        prior = names[: names.index(nodeid)] if nodeid in names else names
+        return prior, _repro(rec, [*prior, nodeid])
+
     def _controller(self) -> ProcessRecord | None:
         for rec in self.data.processes.values():
             if rec.role in ("controller", "single"):
@@ -122,6 +132,9 @@ class _Builder:
                 if rec.exit_code in (None, 0) or rec.role == "controller":
                     return None
         cause, confidence = self._cause(rec, signal, fatal is not None)
+        timer = timeout_kill(rec) if fatal is None else None
+        if timer is not None:
+            cause, confidence = "hang", "high"
         incident = Incident(
             id="",
             cause=cause,
@@ -134,6 +147,22 @@ class _Builder:
             time=rec.end,
         )
         self._attach_test(incident, rec, open_test)
+        if timer is not None:
+            incident.extra["hang"] = {"killed_by": "pytest-timeout", **timer[1]}
+            incident.evidence.insert(
+                0,
+                Evidence(
+                    source=f"workers/{rec.pid}.jsonl",
+                    excerpt=f"pytest-timeout ({timer[1]['method']} method) armed {timer[1]['timeout_s']}s "
+                    f"for {timer[0].nodeid}; the process then ended itself with os._exit(1)",
+                ),
+            )
+            dump = next((b for b in reversed(rec.faults) if b.header), None)
+            if dump is not None:
+                incident.stacks = list(dump.threads)
+                incident.evidence.append(
+                    Evidence(source=f"{rec.fault_path}:{dump.first_line}", excerpt=dump.text[:4000])
+                )
         if fatal is not None:
             incident.stacks = list(fatal.threads)
             current = fatal.current
@@ -267,6 +296,7 @@ class _Builder:
             "oom-kill": "was killed by the kernel OOM killer",
             "external-kill": f"was killed by {incident.signal} from outside",
             "unexpected-exit": f"exited with status {incident.exit_code} mid-test",
+            "hang": "was ended by pytest-timeout's timer (os._exit(1)) after the test hung",
             "unknown": "ended without a trace",
         }.get(incident.cause, incident.cause)
         where = ""

@@ -23,6 +23,10 @@ from forensics.errors import ForensicsError
 from forensics.supervise.supervisor import Supervisor, WrapOptions
 
 
+# pytest-timeout's users typically allow a test minutes; a CI job an hour or more.
+DEFAULT_HANG_TIMEOUT = 300.0
+
+
 def _default_bundle() -> Path:
     return Path(f"forensics-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
 
@@ -35,10 +39,12 @@ def _default_bundle() -> Path:
 @click.option("--bundle", "bundle", type=click.Path(path_type=Path), default=None,
               help="Bundle directory to write (default: ./forensics-<time>-<pid>/).")
 @click.option("--force", is_flag=True, help="Overwrite an existing bundle directory.")
-@click.option("--hang-timeout", type=float, default=None, metavar="S",
-              help="A test that makes no progress for S seconds is a hang.")
-@click.option("--timeout", type=float, default=None, metavar="S",
-              help="End the whole run after S seconds, with evidence.")
+@click.option("--hang-timeout", type=float, default=DEFAULT_HANG_TIMEOUT, metavar="S",
+              show_default=True,
+              help="A test that makes no progress for S seconds is a hang: its stacks are taken "
+              "and its worker ended. 0 turns it off.")
+@click.option("--timeout", type=float, default=0, metavar="S",
+              help="End the whole run after S seconds, with evidence. 0 (default) turns it off.")
 @click.option("--interrupt-grace", type=float, default=10.0, metavar="S", show_default=True,
               help="After Ctrl-C or SIGTERM, how long the command gets to exit by itself.")
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)

@@ -36,6 +36,7 @@ from forensics.bundle import (
 from forensics.redact import Redactor
 from forensics.supervise import launch
 from forensics.supervise.memory import MemoryWatch
+from forensics.supervise.stallwatch import StallWatch, take_evidence
 from forensics.supervise.procevents import ProcEvent, ProcEventListener
 
 TICK_S = 0.1
@@ -89,6 +90,9 @@ class Supervisor:
         self._interrupts = 0
         self._escalate_at: float | None = None
         self._escalation_step = 0
+        self._escalate_kill = False
+        self._escalate_reason = "interrupt"
+        self.stallwatch: StallWatch | None = None
         self._child_status: int | None = None
         self._tee_threads: list[threading.Thread] = []
         self._output_fd: int | None = None
@@ -260,17 +264,21 @@ class Supervisor:
     # --- signals -----------------------------------------------------------------------------
 
     def _forward(self, signum: int, frame: object) -> None:
+        """Forward SIGINT/SIGTERM/SIGHUP to the command; a second Ctrl-C escalates at once."""
         self.event("signal-received", signal=signal_name(signum))
         if signum == signal.SIGINT:
             self._interrupts += 1
         if self._interrupts >= 2:
-            self.ended_by = "interrupt"
-            self._escalate(now=True)
+            self.ended_by = "interrupt (twice)"
+            # The main loop escalates: a signal handler must not wait on collectors.
+            self._escalate_at = time.monotonic()
+            self._escalate_kill = True
             return
         self._send_group(signum)
         if self._escalate_at is None:
             self._escalate_at = time.monotonic() + self.options.interrupt_grace
             self.ended_by = self.ended_by or f"{signal_name(signum)} from user"
+            self._escalate_reason = "interrupt"
 
     def _send_group(self, signum: int) -> None:
         assert self.child is not None
@@ -280,17 +288,27 @@ class Supervisor:
         except OSError as exc:
             self.event("signal-sent", signal=signal_name(signum), error=exc.strerror)
 
-    def _escalate(self, now: bool = False) -> None:
-        """SIGTERM the whole run, then SIGKILL; each step after a grace period."""
+    def _escalate(self) -> None:
+        """Evidence first, then SIGTERM the whole run, then SIGKILL, each after a grace period."""
         self._escalation_step += 1
-        for callback in list(self._escalation_hooks):
-            callback(self)
-        if self._escalation_step == 1 and not now:
+        if self._escalation_step == 1:
+            pids = self.run_pids()
+            self.event(
+                "unresponsive",
+                reason=self._escalate_reason,
+                grace_s=self.options.interrupt_grace
+                if self._escalate_reason == "interrupt"
+                else None,
+                pids=pids,
+            )
+            # A second Ctrl-C wants the run gone now: take the cheaper stacks.
+            take_evidence(self, pids, self._escalate_reason, native=not self._escalate_kill,
+                          timeout=5.0 if self._escalate_kill else 10.0)
+        if self._escalation_step == 1 and not self._escalate_kill:
             self.terminate_run(signal.SIGTERM)
-            self._escalate_at = time.monotonic() + TERM_GRACE_S
         else:
             self.terminate_run(signal.SIGKILL)
-            self._escalate_at = time.monotonic() + TERM_GRACE_S
+        self._escalate_at = time.monotonic() + TERM_GRACE_S
 
     def terminate_run(self, signum: int) -> None:
         assert self.child is not None
@@ -334,6 +352,9 @@ class Supervisor:
             self.memory.started(self.child.pid)
             self.add_tick(self.memory.tick)
             self.add_finish(self.memory.finish)
+            if opts.hang_timeout:
+                self.stallwatch = StallWatch(self, opts.hang_timeout)
+                self.add_tick(self.stallwatch.tick)
             assert self.child.stdout is not None and self.child.stderr is not None
             for src, sink in ((self.child.stdout, sys.stdout), (self.child.stderr, sys.stderr)):
                 thread = threading.Thread(
@@ -382,8 +403,15 @@ class Supervisor:
             if deadline is not None and now >= deadline and self._escalate_at is None:
                 self.ended_by = f"run timeout ({self.options.timeout:g}s)"
                 self.event("timeout", limit_s=self.options.timeout)
+                self._escalate_reason = "run-timeout"
                 self._escalate()
             elif self._escalate_at is not None and now >= self._escalate_at:
+                if self._escalation_step >= 3:
+                    # SIGKILL sent twice and the command is still there (D-state?): stop
+                    # waiting for it, so the run ends and the evidence is kept.
+                    self.event("abandoned", pid=self.child.pid)
+                    self._child_status = -signal.SIGKILL
+                    break
                 self._escalate()
             time.sleep(TICK_S)
         return self._child_status
@@ -395,6 +423,8 @@ class Supervisor:
             exit_status=launch.exit_status(status),
             signal=signal_name(-status) if status < 0 else None,
         )
+        if self.stallwatch is not None:
+            self.stallwatch.join()
         self._reap_survivors()
         for thread in self._tee_threads:
             thread.join(timeout=2.0)

@@ -1,0 +1,229 @@
+"""Hang incidents: stalls the supervisor caught, runs that ignored Ctrl-C or hit --timeout, and
+workers that pytest-timeout's thread method ended with ``os._exit(1)``.
+
+The processes the supervisor ended after taking evidence died of SIGTERM/SIGKILL; those deaths
+are the remedy, not the incident, so they are reported as "explained" and not blamed again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun
+from forensics.bundle import STACKS_DIR
+from forensics.model import Evidence, Frame, Incident, Stack
+
+MAX_EVIDENCE_FILE = 16 * 1024 * 1024
+
+
+@dataclass
+class HangFindings:
+    incidents: list[Incident] = field(default_factory=list)
+    # Pids whose death (by our SIGTERM/SIGKILL) is explained by a hang incident.
+    explained: set[int] = field(default_factory=set)
+
+
+def _stacks_from_file(bundle: Path, name: str) -> list[Stack]:
+    path = bundle / STACKS_DIR / Path(name).name
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_EVIDENCE_FILE:
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, ValueError):
+        return []
+    stacks = []
+    for raw in data.get("stacks") or [] if isinstance(data, dict) else []:
+        if not isinstance(raw, dict):
+            continue
+        frames = [
+            Frame(
+                name=str(f.get("name") or "?"),
+                file=f.get("file") if isinstance(f.get("file"), str) else None,
+                line=f.get("line") if isinstance(f.get("line"), int) else None,
+                native=bool(f.get("native")),
+                library=f.get("library") if isinstance(f.get("library"), str) else None,
+            )
+            for f in raw.get("frames") or []
+            if isinstance(f, dict)
+        ]
+        stacks.append(
+            Stack(
+                pid=raw.get("pid") if isinstance(raw.get("pid"), int) else None,
+                thread=str(raw.get("thread") or "?"),
+                frames=frames,
+                method=raw.get("method") if isinstance(raw.get("method"), str) else None,
+                state=raw.get("state") if isinstance(raw.get("state"), str) else None,
+            )
+        )
+    return stacks
+
+
+def _evidence_after(data: BundleData, index: int, pid: int | None) -> dict[str, Any] | None:
+    """The first evidence event after journal position *index* that covers *pid*."""
+    for ev in data.events[index + 1 :]:
+        if ev.get("kind") != "evidence":
+            continue
+        roots = ev.get("root_pids")
+        if pid is None or (isinstance(roots, list) and pid in roots):
+            return ev
+    return None
+
+
+def _stack_order(first_pid: int | None) -> Any:
+    """The stalled process before its children; its main thread before helper threads."""
+
+    def key(stack: Stack) -> tuple[bool, bool, bool]:
+        helper = all(f.native or "execnet" in (f.file or "") for f in stack.frames)
+        return (stack.pid != first_pid, "MainThread" not in stack.thread, helper)
+
+    return key
+
+
+def _apply_evidence(incident: Incident, data: BundleData, evidence: dict[str, Any] | None,
+                    first_pid: int | None, *, signals: bool = False) -> set[int]:
+    if evidence is None:
+        incident.evidence.append(
+            Evidence(source="events.jsonl", excerpt="no stack evidence was recorded")
+        )
+        return set()
+    pids: set[int] = set()
+    processes = [p for p in evidence.get("processes") or [] if isinstance(p, dict)]
+    # The stalled process first, then what it started.
+    processes.sort(key=lambda p: (p.get("pid") != first_pid, p.get("pid") or 0))
+    methods: dict[str, str] = {}
+    diagnosis: list[str] = []
+    for proc in processes:
+        pid = proc.get("pid")
+        if not isinstance(pid, int):
+            continue
+        pids.add(pid)
+        method = str(proc.get("method"))
+        methods[str(pid)] = method
+        argv = " ".join(a for a in proc.get("argv") or [] if isinstance(a, str))[:200]
+        state = f"state {proc.get('state')}" + (f", wchan {proc['wchan']}" if proc.get("wchan") else "")
+        line = f"pid {pid} ({argv}): {state}; stacks via {method}"
+        if method != "py-spy" and proc.get("why"):
+            line += f" — {proc['why']}"
+            if proc.get("hint"):
+                line += f" (fix: {proc['hint']})"
+        incident.evidence.append(Evidence(source="stacks/", excerpt=line))
+        if proc.get("d_state"):
+            diagnosis.append(
+                f"pid {pid} is in D-state (uninterruptible sleep in {proc.get('wchan') or '?'}): "
+                "no signal, not even SIGKILL, takes effect until the kernel call returns"
+            )
+        # Why Ctrl-C did not work matters only when Ctrl-C was what failed.
+        for reason in proc.get("sigint") or [] if signals else []:
+            if isinstance(reason, str) and reason not in diagnosis:
+                diagnosis.append(reason)
+        for name in proc.get("files") or []:
+            if isinstance(name, str) and name.endswith(".evidence.json"):
+                incident.stacks.extend(_stacks_from_file(data.path, name))
+    incident.stacks.sort(key=_stack_order(first_pid))
+    incident.extra["hang"] = {
+        "evidence_s": evidence.get("duration_s"),
+        "methods": methods,
+        "diagnosis": diagnosis,
+    }
+    for reason in diagnosis:
+        incident.evidence.append(Evidence(source="/proc", excerpt=reason))
+    return pids
+
+
+def find_hangs(data: BundleData, prior: Any) -> HangFindings:
+    """*prior(rec, test)* gives the tests before *test* in *rec* and the repro command."""
+    found = HangFindings()
+    by_pid = data.processes
+    for index, ev in enumerate(data.events):
+        kind = ev.get("kind")
+        if kind == "stall":
+            pid = ev.get("pid") if isinstance(ev.get("pid"), int) else None
+            rec = by_pid.get(pid) if pid is not None else None
+            test = ev.get("test") if isinstance(ev.get("test"), str) else None
+            idle, limit = ev.get("idle_s"), ev.get("limit_s")
+            incident = Incident(
+                id="",
+                cause="hang",
+                confidence="high",
+                summary=f"{_who(rec, pid)} made no progress for {idle}s in {test or 'a test'}"
+                f" (--hang-timeout {limit}); its stacks were taken and it was ended",
+                worker=ev.get("worker") if isinstance(ev.get("worker"), str) else None,
+                pid=pid,
+                test=test,
+                phase=ev.get("phase") if isinstance(ev.get("phase"), str) else None,
+                time=ev.get("t") if isinstance(ev.get("t"), float) else None,
+            )
+            if rec is not None and test is not None:
+                incident.prior_tests, incident.repro = prior(rec, test)
+            found.explained |= _apply_evidence(incident, data, _evidence_after(data, index, pid), pid)
+            if pid is not None:
+                found.explained.add(pid)
+            found.incidents.append(incident)
+        elif kind == "unresponsive":
+            found.incidents.append(_unresponsive(data, index, ev, prior, found))
+    return found
+
+
+def _unresponsive(data: BundleData, index: int, ev: dict[str, Any], prior: Any,
+                  found: HangFindings) -> Incident:
+    reason = ev.get("reason")
+    busy = [
+        r for r in data.processes.values() if r.role in ("worker", "single") and r.open_test
+    ]
+    rec = busy[0] if busy else None
+    test = rec.open_test.nodeid if rec is not None and rec.open_test is not None else None
+    if reason == "run-timeout":
+        limit = data.manifest.get("options", {}).get("timeout") if isinstance(
+            data.manifest.get("options"), dict) else None
+        summary = f"the run exceeded --timeout {limit}s" + (f" while running {test}" if test else "")
+    else:
+        grace = ev.get("grace_s")
+        summary = f"the command did not exit within {grace}s of Ctrl-C (SIGINT)"
+    incident = Incident(
+        id="",
+        cause="hang",
+        confidence="high",
+        summary=summary,
+        worker=rec.worker if rec is not None else None,
+        pid=rec.pid if rec is not None else None,
+        test=test,
+        phase=rec.open_test.open_phase if rec is not None and rec.open_test else None,
+        time=ev.get("t") if isinstance(ev.get("t"), float) else None,
+    )
+    if rec is not None and test is not None:
+        incident.prior_tests, incident.repro = prior(rec, test)
+    first = rec.pid if rec is not None else None
+    found.explained |= _apply_evidence(
+        incident, data, _evidence_after(data, index, None), first, signals=reason == "interrupt"
+    )
+    diagnosis = incident.extra.get("hang", {}).get("diagnosis") or []
+    if reason != "run-timeout":
+        if diagnosis:
+            incident.summary += f": {diagnosis[0]}"
+        else:
+            incident.summary += ": SIGINT was delivered but nothing in /proc explains the delay"
+    return incident
+
+
+def timeout_kill(rec: ProcessRecord) -> tuple[TestRun, dict[str, Any]] | None:
+    """The open test, if pytest-timeout's thread method (os._exit(1)) ended this process."""
+    test = rec.open_test
+    if test is None or rec.signal is not None or rec.exit_code != 1 or test.timeout is None:
+        return None
+    if test.timeout_method != "thread":
+        return None
+    end = rec.end
+    if end is not None and end - test.start < test.timeout * 0.8:
+        return None
+    return test, {"timeout_s": test.timeout, "method": test.timeout_method}
+
+
+def _who(rec: ProcessRecord | None, pid: int | None) -> str:
+    if rec is not None and rec.worker:
+        return f"worker {rec.worker}"
+    if rec is not None and rec.role in ("single", "controller"):
+        return "the pytest process"
+    return f"process {pid}"

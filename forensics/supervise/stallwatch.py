@@ -1,0 +1,228 @@
+"""Hangs: notice a test that makes no progress, take evidence of its whole subtree, end it.
+
+Progress is read from the breadcrumbs the pytest agent appends to ``workers/<pid>.jsonl``: a
+process with a test open and no new breadcrumb for ``--hang-timeout`` seconds is stalled.  The
+evidence (stacks of every thread of the worker and of everything it started, /proc state,
+signal masks) is taken before anything is signalled, then the worker's tree is ended with
+SIGTERM and, after a grace period, SIGKILL, so xdist reports the test and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from forensics.agents.bootstrap import DUMP_SIGNAL
+from forensics.bundle import FAULTS_DIR, STACKS_DIR, WORKERS_DIR
+from forensics.collect.stacks import EvidenceSet, collect_evidence
+
+if TYPE_CHECKING:
+    from forensics.supervise.supervisor import Supervisor
+
+SCAN_S = 0.5
+TERM_GRACE_S = 3.0
+_PROGRESS_KINDS = {"test-start", "phase-start", "phase-end", "test-end", "collect-start",
+                   "collect-end", "session-start"}
+
+
+@dataclass
+class _Worker:
+    pid: int
+    worker: str | None = None
+    test: str | None = None
+    phase: str | None = None
+    last_progress: float = 0.0
+    stalled: bool = False
+
+
+class BreadcrumbTail:
+    """Reads the new complete lines of each process's journal; keeps a partial last line."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._offsets: dict[str, int] = {}
+        self._partial: dict[str, bytes] = {}
+
+    def read(self) -> list[tuple[int, dict[str, Any]]]:
+        found: list[tuple[int, dict[str, Any]]] = []
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return found
+        for name in names:
+            stem = name.removesuffix(".jsonl")
+            if not stem.isdigit():
+                continue
+            path = self.directory / name
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            offset = self._offsets.get(name, 0)
+            if size <= offset:
+                continue
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    data = self._partial.pop(name, b"") + fh.read(size - offset)
+            except OSError:
+                continue
+            self._offsets[name] = size
+            *lines, rest = data.split(b"\n")
+            if rest:
+                self._partial[name] = rest
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    found.append((int(stem), record))
+        return found
+
+
+class StallWatch:
+    def __init__(self, supervisor: Supervisor, hang_timeout: float) -> None:
+        self.sup = supervisor
+        self.hang_timeout = hang_timeout
+        self.tail = BreadcrumbTail(supervisor.bundle / WORKERS_DIR)
+        self.workers: dict[int, _Worker] = {}
+        self._next_scan = 0.0
+        self._threads: list[threading.Thread] = []
+
+    def tick(self, sup: Supervisor) -> None:
+        now = time.monotonic()
+        if now < self._next_scan:
+            return
+        self._next_scan = now + SCAN_S
+        for pid, record in self.tail.read():
+            self._apply(pid, record, now)
+        for state in self.workers.values():
+            if state.stalled or state.test is None:
+                continue
+            idle = now - state.last_progress
+            if idle >= self.hang_timeout and psutil.pid_exists(state.pid):
+                state.stalled = True
+                thread = threading.Thread(
+                    target=self._handle_stall, args=(state, idle), name="forensics-stall",
+                    daemon=True,
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _apply(self, pid: int, record: dict[str, Any], now: float) -> None:
+        kind = record.get("kind")
+        if kind not in _PROGRESS_KINDS:
+            return
+        state = self.workers.setdefault(pid, _Worker(pid))
+        state.last_progress = now
+        if kind == "session-start":
+            worker = record.get("worker")
+            state.worker = worker if isinstance(worker, str) else None
+            if record.get("role") == "controller":
+                # The controller runs no tests; its workers are watched instead.
+                self.workers.pop(pid, None)
+        elif kind == "test-start":
+            test = record.get("nodeid")
+            state.test = test if isinstance(test, str) else None
+            state.phase = None
+        elif kind == "phase-start":
+            phase = record.get("phase")
+            state.phase = phase if isinstance(phase, str) else None
+        elif kind == "test-end":
+            state.test, state.phase = None, None
+
+    def _handle_stall(self, state: _Worker, idle: float) -> None:
+        sup = self.sup
+        sup.event(
+            "stall",
+            pid=state.pid,
+            worker=state.worker,
+            test=state.test,
+            phase=state.phase,
+            idle_s=round(idle, 3),
+            limit_s=self.hang_timeout,
+            reason="hang-timeout",
+        )
+        evidence = take_evidence(sup, [state.pid], f"hang-timeout: {state.test}")
+        pids = [p.pid for p in evidence.processes] or [state.pid]
+        end_processes(sup, pids, reason="hang-timeout")
+
+    def join(self, timeout: float = 15.0) -> None:
+        for thread in self._threads:
+            thread.join(timeout=timeout)
+
+
+def take_evidence(sup: Supervisor, pids: list[int], reason: str, *, native: bool = True,
+                  timeout: float = 10.0) -> EvidenceSet:
+    """Stacks and /proc facts of *pids* and their descendants, journalled as one event."""
+    evidence = collect_evidence(
+        pids,
+        sup.bundle / STACKS_DIR,
+        reason,
+        dump_signal=int(DUMP_SIGNAL),
+        faults_dir=sup.bundle / FAULTS_DIR,
+        timeout=timeout,
+        native=native,
+    )
+    processes = []
+    for ev in evidence.processes:
+        info = ev.procinfo
+        processes.append(
+            {
+                "pid": ev.pid,
+                "method": ev.method,
+                "why": ev.why,
+                "error": ev.error,
+                "hint": ev.hint,
+                "sigint": ev.sigint,
+                "files": ev.files,
+                "duration": round(ev.duration, 3),
+                "argv": sup.redactor.argv(info.cmdline) if info else [],
+                "ppid": info.ppid if info else None,
+                "state": info.state if info else None,
+                "d_state": bool(info and info.d_state),
+                "wchan": info.wchan if info else None,
+                "full_pipes": [p.fd for p in info.full_pipes] if info else [],
+            }
+        )
+    sup.event(
+        "evidence",
+        reason=reason,
+        root_pids=pids,
+        duration_s=round(evidence.duration, 3),
+        processes=processes,
+    )
+    return evidence
+
+
+def end_processes(sup: Supervisor, pids: list[int], reason: str) -> None:
+    """SIGTERM, a grace period, then SIGKILL: children before parents get the same deadline."""
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.Error:
+            continue
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except psutil.Error:
+            continue
+    sup.event("signal-sent", signal="SIGTERM", pids=[p.pid for p in procs], reason=reason)
+    _, alive = psutil.wait_procs(procs, timeout=TERM_GRACE_S)
+    if alive:
+        for proc in alive:
+            try:
+                proc.send_signal(signal.SIGKILL)
+            except psutil.Error:
+                continue
+        sup.event("signal-sent", signal="SIGKILL", pids=[p.pid for p in alive], reason=reason)
