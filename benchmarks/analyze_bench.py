@@ -93,12 +93,15 @@ def write_log(path: Path, size_mb: int, seed: int = 7) -> None:
 def _timed(argv: list[str]) -> tuple[float, int, int]:
     """Wall seconds, peak RSS in bytes (this child only, from wait4), exit status."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # A pipe, not /dev/null: GNU grep notices /dev/null and stops at the first match.
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    while proc.stdout.read(1 << 16):
+        pass
     _pid, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
+    proc.stdout.close()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.stderr is not None:
-        proc.stderr.close()
     return elapsed, usage.ru_maxrss * 1024, proc.returncode
 
 

@@ -41,3 +41,14 @@ def test_fixtures() -> None:
 def test_random_mixtures(parts: list[bytes]) -> None:
     buf = b"\n".join(parts) + b"\n" + b"x" * 64
     assert list(prefilter.hits(buf, len(buf))) == _regex_hits(buf)
+
+
+def test_regex_fallback_gives_the_same_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from forensics.analyze.logs.reader import scan_stream
+
+    data = (LOGS / "story000_robin_keyerror_714.log").read_bytes()
+    fast = scan_stream(io.BytesIO(data), "x")
+    monkeypatch.setattr(prefilter, "_TABLES", None)
+    assert scan_stream(io.BytesIO(data), "x") == fast

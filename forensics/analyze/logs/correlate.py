@@ -471,13 +471,15 @@ def _internal_errors(
             target = before[-1] if before else crash_incidents[0][1]
             if not any(s.summary == summary for s in target.secondary):
                 target.secondary.append(
-                    Secondary("xdist-internal" if err.in_xdist else "unknown", summary, err.ref)
+                    Secondary(
+                        "xdist-internal" if err.in_xdist else "python-exception", summary, err.ref
+                    )
                 )
             continue
         incidents.append(
             Incident(
                 id="",
-                cause="xdist-internal" if err.in_xdist else "unknown",
+                cause="xdist-internal" if err.in_xdist else "python-exception",
                 confidence="high" if err.ref else "medium",
                 summary=summary,
                 evidence=[_ev(scan, err.line, err.excerpt)],

@@ -50,11 +50,13 @@ def hits(buf: bytes, end: int) -> Iterator[int]:
             yield found.start()
             pos = found.start() + 1
     first, second, heads = _TABLES
-    # numpy gathers cast their index to intp; do it once per array, not per table.
-    evens = np.frombuffer(buf, dtype="<u2", count=end // 2).astype(np.intp)
-    odds = np.frombuffer(buf, dtype="<u2", count=(end - 1) // 2, offset=1).astype(np.intp)
-    at_even = np.flatnonzero(first[evens[:-1]] & second[evens[1:]]) * 2
-    at_odd = np.flatnonzero(first[odds[:-1]] & second[odds[1:]]) * 2 + 1
+    evens = np.frombuffer(buf, dtype="<u2", count=end // 2)
+    odds = np.frombuffer(buf, dtype="<u2", count=(end - 1) // 2, offset=1)
+    # One full-width gather per alignment; the second table only for the few survivors.
+    k = np.flatnonzero(first[evens[:-1]])
+    at_even = k[second[evens[k + 1]]] * 2
+    k = np.flatnonzero(first[odds[:-1]])
+    at_odd = k[second[odds[k + 1]]] * 2 + 1
     cand = np.union1d(at_even, at_odd)
     # The pair tables mix halves of different phrases ("co"+"nn"); keep exact 4-byte heads.
     raw = np.frombuffer(buf, dtype=np.uint8, count=end)
