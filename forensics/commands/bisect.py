@@ -1,0 +1,72 @@
+"""Find the earlier tests that make a crashed or failed test fail when run before it.
+
+\b
+  forensics bisect forensics-20261123-140000-4242/
+  forensics bisect BUNDLE --incident I2 --format json
+
+Takes the incident's test and the tests that ran before it in the same process, confirms that
+the sequence reproduces in one process (-n 0) and that the test alone passes, then shrinks the
+earlier tests to the smallest set that still makes it fail or crash (a crash counts as a
+failure).  Prints the polluters and a command that reproduces the failure.  Exits 1 when the
+failure does not reproduce in one process.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from forensics.bisect.render import FORMATS
+
+
+@click.command("bisect", help=__doc__)
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--incident", "incident_id", default=None, metavar="ID",
+              help="Incident to bisect (default: the one with the most earlier tests).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Output format.")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Runs of the full sequence and of the test alone before the search; how "
+              "often the sequence reproduced sets the runs per search trial.")
+@click.option("--max-runs", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Most runs of one candidate set when the failure is flaky.")
+@click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True), default=300.0,
+              show_default=True, metavar="S", help="End a trial that runs longer than S seconds.")
+@click.option("-q", "--quiet", is_flag=True, help="No per-trial progress on stderr.")
+def command(
+    bundle: Path,
+    incident_id: str | None,
+    fmt: str,
+    repeat: int,
+    max_runs: int,
+    trial_timeout: float,
+    quiet: bool,
+) -> None:
+    from forensics.bisect.render import render
+    from forensics.bisect.search import bisect
+    from forensics.bisect.target import load_target
+
+    target = load_target(bundle, incident_id)
+    if not quiet:
+        click.echo(
+            f"forensics: bisecting {target.incident} {target.victim} "
+            f"({len(target.prior)} earlier test(s)) in {target.rootdir}",
+            err=True,
+        )
+    result = bisect(
+        target,
+        repeat=repeat,
+        max_runs=max_runs,
+        timeout=trial_timeout,
+        progress=(lambda _line: None) if quiet else (lambda line: click.echo(f"  {line}", err=True)),
+    )
+    click.echo(render(result, str(bundle), fmt), nl=False)
+    if result.outcome == "no-repro":
+        click.echo(
+            f"forensics: {target.victim} does not reproduce in one process "
+            f"({repeat} run(s) of the full sequence); try --repeat with more runs",
+            err=True,
+        )
+        sys.exit(1)

@@ -1,0 +1,6 @@
+import pytest
+
+
+@pytest.mark.parametrize("n", range(19))
+def test_more(n):
+    assert str(n).isdigit()
