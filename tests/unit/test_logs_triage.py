@@ -116,6 +116,23 @@ def test_story000_every_dead_worker_and_the_keyerror_as_secondary() -> None:
     assert triage.run.tests.failed == 3 and triage.run.exit_code == 3
 
 
+def test_snippets_pasted_into_issues() -> None:
+    # The lines users paste into an issue, as in the stories, without the rest of the log.
+    triage = analyze_logs([str(LOGS / "pasted_story000_snippet.log")])
+    assert [(i.cause, i.worker) for i in triage.incidents] == [
+        ("native-crash", "gw8"),
+        ("native-crash", "gw10"),
+        ("native-crash", "gw11"),
+    ]
+    (secondary,) = [s for i in triage.incidents for s in i.secondary]
+    assert (secondary.cause, secondary.ref) == ("xdist-internal", "pytest-dev/pytest-xdist#714")
+    incident = _primary("pasted_story001_snippet.log")
+    assert (incident.cause, incident.signal, incident.worker) == ("native-crash", "SIGABRT", "gw6")
+    assert incident.test == (
+        "tests/router/test_router_e2e_with_mockers.py::test_kv_push_router_bindings[True-tcp]"
+    )
+
+
 def test_xdist_internal_is_never_primary_next_to_a_crash() -> None:
     for path in LOGS.glob("*.log"):
         triage = analyze_logs([str(path)])

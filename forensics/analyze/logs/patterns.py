@@ -18,6 +18,7 @@ TRIGGER_PHRASES = (
     "crashed while running",
     "crashed worker",
     "INTERNALERROR",
+    "xdist/",  # frames of an INTERNALERROR traceback pasted without their prefix
     # faulthandler / pytest faulthandler_timeout
     "Fatal Python error",
     "hread 0x",

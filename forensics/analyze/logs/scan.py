@@ -333,6 +333,9 @@ class Scanner:
             self._open(self._tb_line)
             self._tb = Traceback(None, "", [], lineno, _cap(text), "")
             return
+        if "xdist/" in text and self.scan.internal_errors:
+            self._xdist_frame(text, lineno)
+            return
         if text.startswith("rootdir: "):
             root = P.ROOTDIR.match(text)
             if root:
@@ -361,6 +364,17 @@ class Scanner:
             candidate = candidate[1:].strip()
         if body[:1] not in (" ", "\t") and P.EXC_LINE.match(candidate):
             self._ie_exc = _exc_parts(candidate)
+
+    def _xdist_frame(self, text: str, lineno: int) -> None:
+        """An xdist frame just after an INTERNALERROR (pasted without the prefix) is its own."""
+        last = self.scan.internal_errors[-1]
+        frame = P.PY_FRAME.match(text)
+        if frame is None or lineno - last.line > 40:
+            return
+        last.in_xdist = True
+        last.where = f"{frame.group('file')}:{frame.group('name')}"
+        if last.exc_type == "KeyError":
+            last.ref = XDIST_714
 
     def _finish_internal(self) -> None:
         if not self._ie_lines:
