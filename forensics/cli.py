@@ -7,7 +7,7 @@ import sys
 import click
 
 from forensics import __version__
-from forensics.commands import analyze, report, wrap
+from forensics.commands import analyze, bisect, report, stress, wrap
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,6 +19,8 @@ def cli() -> None:
 cli.add_command(wrap.command)
 cli.add_command(report.command)
 cli.add_command(analyze.command)
+cli.add_command(stress.command)
+cli.add_command(bisect.command)
 
 
 def main() -> None:

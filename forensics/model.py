@@ -184,7 +184,8 @@ def triage_from_dict(data: dict[str, Any]) -> Triage:
         inc["secondary"] = [Secondary(**s) for s in inc.get("secondary") or []]
         inc["evidence"] = [Evidence(**e) for e in inc.get("evidence") or []]
         inc["stacks"] = [
-            Stack(**{**s, "frames": _frames(s.get("frames") or [])}) for s in inc.get("stacks") or []
+            Stack(**{**s, "frames": _frames(s.get("frames") or [])})
+            for s in inc.get("stacks") or []
         ]
         incidents.append(Incident(**inc))
     timelines = []

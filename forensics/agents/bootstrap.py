@@ -134,7 +134,7 @@ def _after_fork_in_child() -> None:
     state.worker = None
     try:
         _start(parent_test, parent_worker, "fork")
-    except Exception:  # noqa: BLE001 - never fail the user's fork
+    except Exception:  # never fail the user's fork
         pass
 
 
@@ -158,7 +158,7 @@ def activate() -> bool:
         )
         os.register_at_fork(after_in_child=_after_fork_in_child)
         atexit.register(_at_exit)
-    except Exception:  # noqa: BLE001 - a broken agent must not break the run
+    except Exception:  # a broken agent must not break the run
         state.bundle = None
         return False
     return True

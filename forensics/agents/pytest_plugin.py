@@ -94,7 +94,11 @@ def pytest_configure(config: pytest.Config) -> None:
         invocation_dir=str(config.invocation_params.dir),
         xdist_dist=getattr(config.option, "dist", None),
         plugins=sorted(
-            {name for name, _ in config.pluginmanager.list_name_plugin() if name and "/" not in name}
+            {
+                name
+                for name, _ in config.pluginmanager.list_name_plugin()
+                if name and "/" not in name
+            }
         )[:200],
     )
 
@@ -186,7 +190,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         wasxfail=hasattr(report, "wasxfail"),
         message=_failure_message(report),
         location=(
-            [getattr(crash, "path", None), getattr(crash, "lineno", None)] if report.failed else None
+            [getattr(crash, "path", None), getattr(crash, "lineno", None)]
+            if report.failed
+            else None
         ),
         longrepr=str(report.longrepr)[-_MESSAGE_LIMIT * 4 :] if report.failed else None,
     )

@@ -97,12 +97,12 @@ def parse_fault_text(text: str, pid: int | None = None) -> list[FaultBlock]:
     def close() -> None:
         nonlocal block, stack
         if block is not None:
-            block.text = "\n".join(lines[block_start : index]).strip("\n")
+            block.text = "\n".join(lines[block_start:index]).strip("\n")
             blocks.append(block)
         block, stack = None, None
 
     index = 0
-    for index, line in enumerate(lines):  # noqa: B007 - close() reads index
+    for index, line in enumerate(lines):
         fatal = FATAL_RE.search(line)
         if fatal:
             close()

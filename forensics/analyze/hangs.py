@@ -82,8 +82,14 @@ def _stack_order(first_pid: int | None) -> Any:
     return key
 
 
-def _apply_evidence(incident: Incident, data: BundleData, evidence: dict[str, Any] | None,
-                    first_pid: int | None, *, signals: bool = False) -> set[int]:
+def _apply_evidence(
+    incident: Incident,
+    data: BundleData,
+    evidence: dict[str, Any] | None,
+    first_pid: int | None,
+    *,
+    signals: bool = False,
+) -> set[int]:
     if evidence is None:
         incident.evidence.append(
             Evidence(source="events.jsonl", excerpt="no stack evidence was recorded")
@@ -103,7 +109,9 @@ def _apply_evidence(incident: Incident, data: BundleData, evidence: dict[str, An
         method = str(proc.get("method"))
         methods[str(pid)] = method
         argv = " ".join(a for a in proc.get("argv") or [] if isinstance(a, str))[:200]
-        state = f"state {proc.get('state')}" + (f", wchan {proc['wchan']}" if proc.get("wchan") else "")
+        state = f"state {proc.get('state')}" + (
+            f", wchan {proc['wchan']}" if proc.get("wchan") else ""
+        )
         line = f"pid {pid} ({argv}): {state}; stacks via {method}"
         if method != "py-spy" and proc.get("why"):
             line += f" — {proc['why']}"
@@ -158,7 +166,9 @@ def find_hangs(data: BundleData, prior: Any) -> HangFindings:
             )
             if rec is not None and test is not None:
                 incident.prior_tests, incident.repro = prior(rec, test)
-            found.explained |= _apply_evidence(incident, data, _evidence_after(data, index, pid), pid)
+            found.explained |= _apply_evidence(
+                incident, data, _evidence_after(data, index, pid), pid
+            )
             if pid is not None:
                 found.explained.add(pid)
             found.incidents.append(incident)
@@ -167,18 +177,22 @@ def find_hangs(data: BundleData, prior: Any) -> HangFindings:
     return found
 
 
-def _unresponsive(data: BundleData, index: int, ev: dict[str, Any], prior: Any,
-                  found: HangFindings) -> Incident:
+def _unresponsive(
+    data: BundleData, index: int, ev: dict[str, Any], prior: Any, found: HangFindings
+) -> Incident:
     reason = ev.get("reason")
-    busy = [
-        r for r in data.processes.values() if r.role in ("worker", "single") and r.open_test
-    ]
+    busy = [r for r in data.processes.values() if r.role in ("worker", "single") and r.open_test]
     rec = busy[0] if busy else None
     test = rec.open_test.nodeid if rec is not None and rec.open_test is not None else None
     if reason == "run-timeout":
-        limit = data.manifest.get("options", {}).get("timeout") if isinstance(
-            data.manifest.get("options"), dict) else None
-        summary = f"the run exceeded --timeout {limit}s" + (f" while running {test}" if test else "")
+        limit = (
+            data.manifest.get("options", {}).get("timeout")
+            if isinstance(data.manifest.get("options"), dict)
+            else None
+        )
+        summary = f"the run exceeded --timeout {limit}s" + (
+            f" while running {test}" if test else ""
+        )
     else:
         grace = ev.get("grace_s")
         summary = f"the command did not exit within {grace}s of Ctrl-C (SIGINT)"

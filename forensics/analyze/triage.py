@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from forensics.analyze.attribution import attribute
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun, load_bundle
 from forensics.analyze.hangs import find_hangs, timeout_kill
 from forensics.model import (
@@ -85,8 +86,13 @@ class _Builder:
         self._failed_tests()
         self._internal_errors()
         self._mark_repeats()
+        owners = {}
         for number, incident in enumerate(self.incidents, 1):
             incident.id = f"I{number}"
+            owner = attribute(incident)
+            if owner is not None:
+                name, _, version = owner.removeprefix("system ").rpartition(" ")
+                owners[name or owner] = version
         for sec_holder in self.incidents:
             if sec_holder.repeat_of is not None:
                 sec_holder.summary += f" (again: this test also crashed in {sec_holder.repeat_of})"
@@ -102,7 +108,26 @@ class _Builder:
             incidents=self.incidents,
             timelines=self._timelines(),
             notes=self.notes,
+            environment=self._environment(owners),
         )
+
+    def _environment(self, owners: dict[str, str]) -> dict[str, object]:
+        """Facts for an upstream bug report: interpreter, OS, and the packages that matter."""
+        manifest = self.data.manifest
+        host = _dict(manifest.get("host"))
+        tools = _dict(manifest.get("tools"))
+        packages = {k: v for k, v in tools.items() if isinstance(k, str) and isinstance(v, str)}
+        packages.update(owners)
+        env: dict[str, object] = {"packages": packages}
+        for key, source in (
+            ("python", "python"),
+            ("os", "platform"),
+            ("cpu_count", "cpus"),
+            ("ci", "ci"),
+        ):
+            if host.get(source) is not None:
+                env[key] = host[source]
+        return env
 
     def _prior_and_repro(self, rec: ProcessRecord, nodeid: str) -> tuple[list[str], str | None]:
         names = [t.nodeid for t in rec.tests]
@@ -127,10 +152,10 @@ class _Builder:
                 return None
             if rec.exit_code is None and rec.clean_exit:
                 return None
-            if open_test is None and rec.open_collect is None:
-                # A pytest process that ended between tests: xdist shut it down, or it exited.
-                if rec.exit_code in (None, 0) or rec.role == "controller":
-                    return None
+            # A pytest process that ended between tests: xdist shut it down, or it exited.
+            between_tests = open_test is None and rec.open_collect is None
+            if between_tests and (rec.exit_code in (None, 0) or rec.role == "controller"):
+                return None
         cause, confidence = self._cause(rec, signal, fatal is not None)
         timer = timeout_kill(rec) if fatal is None else None
         if timer is not None:
@@ -153,8 +178,9 @@ class _Builder:
                 0,
                 Evidence(
                     source=f"workers/{rec.pid}.jsonl",
-                    excerpt=f"pytest-timeout ({timer[1]['method']} method) armed {timer[1]['timeout_s']}s "
-                    f"for {timer[0].nodeid}; the process then ended itself with os._exit(1)",
+                    excerpt=f"pytest-timeout ({timer[1]['method']} method) armed "
+                    f"{timer[1]['timeout_s']}s for {timer[0].nodeid}; the process then ended "
+                    "itself with os._exit(1)",
                 ),
             )
             dump = next((b for b in reversed(rec.faults) if b.header), None)
@@ -210,7 +236,9 @@ class _Builder:
             if isinstance(run, dict) and isinstance(run.get("limit_bytes"), int):
                 limit = run["limit_bytes"]
         at_kill = sum(
-            v for v in (kill.get("anon_rss_bytes"), kill.get("file_rss_bytes")) if isinstance(v, int)
+            v
+            for v in (kill.get("anon_rss_bytes"), kill.get("file_rss_bytes"))
+            if isinstance(v, int)
         )
         sampled = self.sampled.get(rec.pid, {})
         peak = max(at_kill, sampled.get("peak_rss") or 0) or None
@@ -247,7 +275,7 @@ class _Builder:
             incident.test = test.nodeid
             incident.phase = test.open_phase or _last_phase(test)
             incident.prior_tests = [t.nodeid for t in rec.tests[:-1]]
-            incident.repro = _repro(rec, incident.prior_tests + [test.nodeid])
+            incident.repro = _repro(rec, [*incident.prior_tests, test.nodeid])
         elif rec.open_collect is not None:
             incident.test = rec.open_collect
             incident.phase = "collect"
@@ -377,7 +405,10 @@ class _Builder:
                 )
                 incident.repro = _repro(rec, [*incident.prior_tests, test.nodeid])
                 if test.location is not None:
-                    incident.extra["location"] = {"file": test.location[0], "line": test.location[1]}
+                    incident.extra["location"] = {
+                        "file": test.location[0],
+                        "line": test.location[1],
+                    }
                 if "MemoryError" in message:
                     incident.secondary.append(
                         Secondary(
@@ -407,7 +438,9 @@ class _Builder:
                 crashes[0].secondary.append(
                     Secondary(cause="xdist-internal", summary=summary, ref=ref)
                 )
-                crashes[0].evidence.append(Evidence(source="xdist INTERNALERROR", excerpt=text[-3000:]))
+                crashes[0].evidence.append(
+                    Evidence(source="xdist INTERNALERROR", excerpt=text[-3000:])
+                )
             else:
                 self.incidents.append(
                     Incident(
@@ -447,14 +480,16 @@ class _Builder:
         command = manifest.get("command")
         exit_status = manifest.get("exit_status")
         return Run(
-            command=[c for c in command if isinstance(c, str)] if isinstance(command, list) else None,
+            command=[c for c in command if isinstance(c, str)]
+            if isinstance(command, list)
+            else None,
             exit_code=exit_status if isinstance(exit_status, int) else None,
             duration_s=round(end - start, 3) if start is not None and end is not None else None,
             tests=self._counts(),
             start=start,
             end=end,
             cwd=manifest.get("cwd") if isinstance(manifest.get("cwd"), str) else None,
-            host=manifest.get("host") if isinstance(manifest.get("host"), dict) else {},
+            host=_dict(manifest.get("host")),
             complete=complete,
         )
 
@@ -504,7 +539,9 @@ class _Builder:
                 tl.memory.extend(
                     (float(p[0]), int(p[1]))
                     for p in points
-                    if isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) for v in p)
+                    if isinstance(p, list)
+                    and len(p) == 2
+                    and all(isinstance(v, (int, float)) for v in p)
                 )
             tl.memory.sort()
             timelines.append(tl)
@@ -521,6 +558,10 @@ def _failure_cause(message: str) -> str:
     if _INFRA_RE.search(message):
         return "infrastructure"
     return "python-exception"
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _combine(current: str | None, phase: str, outcome: str) -> str:

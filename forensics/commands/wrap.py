@@ -22,7 +22,6 @@ from forensics.bundle import BundleError, create_bundle_dir
 from forensics.errors import ForensicsError
 from forensics.supervise.supervisor import Supervisor, WrapOptions
 
-
 # pytest-timeout's users typically allow a test minutes; a CI job an hour or more.
 DEFAULT_HANG_TIMEOUT = 300.0
 
@@ -36,17 +35,38 @@ def _default_bundle() -> Path:
     help=__doc__,
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
-@click.option("--bundle", "bundle", type=click.Path(path_type=Path), default=None,
-              help="Bundle directory to write (default: ./forensics-<time>-<pid>/).")
+@click.option(
+    "--bundle",
+    "bundle",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Bundle directory to write (default: ./forensics-<time>-<pid>/).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing bundle directory.")
-@click.option("--hang-timeout", type=float, default=DEFAULT_HANG_TIMEOUT, metavar="S",
-              show_default=True,
-              help="A test that makes no progress for S seconds is a hang: its stacks are taken "
-              "and its worker ended. 0 turns it off.")
-@click.option("--timeout", type=float, default=0, metavar="S",
-              help="End the whole run after S seconds, with evidence. 0 (default) turns it off.")
-@click.option("--interrupt-grace", type=float, default=10.0, metavar="S", show_default=True,
-              help="After Ctrl-C or SIGTERM, how long the command gets to exit by itself.")
+@click.option(
+    "--hang-timeout",
+    type=float,
+    default=DEFAULT_HANG_TIMEOUT,
+    metavar="S",
+    show_default=True,
+    help="A test that makes no progress for S seconds is a hang: its stacks are taken "
+    "and its worker ended. 0 turns it off.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=0,
+    metavar="S",
+    help="End the whole run after S seconds, with evidence. 0 (default) turns it off.",
+)
+@click.option(
+    "--interrupt-grace",
+    type=float,
+    default=10.0,
+    metavar="S",
+    show_default=True,
+    help="After Ctrl-C or SIGTERM, how long the command gets to exit by itself.",
+)
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
 def command(
     bundle: Path | None,
@@ -57,7 +77,9 @@ def command(
     argv: tuple[str, ...],
 ) -> None:
     if not argv:
-        raise click.UsageError("give the command to run after --, e.g. forensics wrap -- pytest -n 4")
+        raise click.UsageError(
+            "give the command to run after --, e.g. forensics wrap -- pytest -n 4"
+        )
     for name, value in (("--hang-timeout", hang_timeout), ("--timeout", timeout)):
         if value is not None and value < 0:
             raise click.UsageError(f"{name} must be >= 0 (0 turns it off), got {value:g}")
@@ -85,14 +107,23 @@ def command(
 
 
 def _summarize(path: Path) -> None:
-    """One line per incident, then the command to read the bundle."""
+    """One line per incident, the HTML report, the CI summary, and the command to read more.
+
+    Rendered here, while the run's environment is still at hand, so the redactor knows every
+    secret value the run could have printed.
+    """
     from forensics.analyze.triage import analyze_bundle
+    from forensics.redact import Redactor
+    from forensics.render.ci import report_to_github
+    from forensics.render.html import render_html
     from forensics.render.text import incident_line
 
     try:
-        triage = analyze_bundle(path)
-    except Exception as exc:  # noqa: BLE001 - the run's exit status matters more than the summary
-        click.echo(f"forensics: could not analyze {path}: {exc}", err=True)
+        triage = Redactor.for_run(None).triage(analyze_bundle(path))
+        _write_report(path / "report.html", render_html(triage))
+        report_to_github(triage, stream=sys.stderr)
+    except Exception as exc:  # the run's exit status matters more than the summary
+        click.echo(f"forensics: could not analyze {path}: {type(exc).__name__}: {exc}", err=True)
         triage = None
     if triage is not None:
         if triage.incidents:
@@ -101,5 +132,15 @@ def _summarize(path: Path) -> None:
                 click.echo(f"  {incident_line(incident)}", err=True)
         else:
             click.echo("forensics: no incidents", err=True)
-    click.echo(f"forensics: bundle in {path}; next: forensics report {shlex.quote(str(path))}",
-               err=True)
+    html = " (report.html inside)" if (path / "report.html").is_file() else ""
+    click.echo(
+        f"forensics: bundle in {path}{html}; next: "
+        f"forensics report {shlex.quote(str(path))} --format text",
+        err=True,
+    )
+
+
+def _write_report(target: Path, text: str) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)

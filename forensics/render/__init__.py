@@ -1,4 +1,7 @@
-"""Views of a triage.  Renderers know only :mod:`forensics.model`, never where evidence came from."""
+"""Views of a triage.
+
+Renderers know only :mod:`forensics.model`, never where the evidence came from.
+"""
 
 from __future__ import annotations
 

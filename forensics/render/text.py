@@ -10,7 +10,9 @@ from forensics.model import Incident, Triage
 
 def incident_line(incident: Incident) -> str:
     cause = f"[{incident.cause}]"
-    extra = f" (also: {', '.join(s.cause for s in incident.secondary)})" if incident.secondary else ""
+    extra = (
+        f" (also: {', '.join(s.cause for s in incident.secondary)})" if incident.secondary else ""
+    )
     return f"{incident.id} {cause:<19} {incident.summary}{extra}"
 
 

@@ -40,8 +40,9 @@ class MemoryWatch:
         made = RunCgroup.create_or_reason(self.sup.run_id)
         if isinstance(made, RunCgroup):
             self.cgroup = made
-            self.sup.event("collector", name="cgroup", ok=True, path=str(made.dir),
-                           version=made.info.version)
+            self.sup.event(
+                "collector", name="cgroup", ok=True, path=str(made.dir), version=made.info.version
+            )
         else:
             self.sup.event("collector", name="cgroup", ok=False, reason=made)
         log = KernelLog.open_or_reason()

@@ -77,7 +77,9 @@ def parse_message(data: bytes) -> list[ProcEvent]:
                 pid, tgid, status, _sig = struct.unpack_from("=IIII", data, payload)
                 if pid == tgid:  # the process itself, not one of its threads
                     code, sig, core = decode_wait_status(status)
-                    events.append(ProcEvent("exit", tgid, exit_code=code, signal=sig, core_dumped=core))
+                    events.append(
+                        ProcEvent("exit", tgid, exit_code=code, signal=sig, core_dumped=core)
+                    )
         offset += (length + 3) & ~3
     return events
 
@@ -127,7 +129,7 @@ class ProcEventListener:
         sock = self._sock
         assert sock is not None
         while True:
-            ready, _, _ = select.select([sock, self._stop_r], [], [])
+            ready, _, _ = select.select([sock.fileno(), self._stop_r], [], [])
             if self._stop_r in ready:
                 return
             try:

@@ -29,8 +29,15 @@ if TYPE_CHECKING:
 
 SCAN_S = 0.5
 TERM_GRACE_S = 3.0
-_PROGRESS_KINDS = {"test-start", "phase-start", "phase-end", "test-end", "collect-start",
-                   "collect-end", "session-start"}
+_PROGRESS_KINDS = {
+    "test-start",
+    "phase-start",
+    "phase-end",
+    "test-end",
+    "collect-start",
+    "collect-end",
+    "session-start",
+}
 
 
 @dataclass
@@ -112,7 +119,9 @@ class StallWatch:
             if idle >= self.hang_timeout and psutil.pid_exists(state.pid):
                 state.stalled = True
                 thread = threading.Thread(
-                    target=self._handle_stall, args=(state, idle), name="forensics-stall",
+                    target=self._handle_stall,
+                    args=(state, idle),
+                    name="forensics-stall",
                     daemon=True,
                 )
                 thread.start()
@@ -161,8 +170,9 @@ class StallWatch:
             thread.join(timeout=timeout)
 
 
-def take_evidence(sup: Supervisor, pids: list[int], reason: str, *, native: bool = True,
-                  timeout: float = 10.0) -> EvidenceSet:
+def take_evidence(
+    sup: Supervisor, pids: list[int], reason: str, *, native: bool = True, timeout: float = 10.0
+) -> EvidenceSet:
     """Stacks and /proc facts of *pids* and their descendants, journalled as one event."""
     evidence = collect_evidence(
         pids,

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -36,8 +36,8 @@ from forensics.bundle import (
 from forensics.redact import Redactor
 from forensics.supervise import launch
 from forensics.supervise.memory import MemoryWatch
-from forensics.supervise.stallwatch import StallWatch, take_evidence
 from forensics.supervise.procevents import ProcEvent, ProcEventListener
+from forensics.supervise.stallwatch import StallWatch, take_evidence
 
 TICK_S = 0.1
 TREE_SCAN_S = 0.5
@@ -302,8 +302,13 @@ class Supervisor:
                 pids=pids,
             )
             # A second Ctrl-C wants the run gone now: take the cheaper stacks.
-            take_evidence(self, pids, self._escalate_reason, native=not self._escalate_kill,
-                          timeout=5.0 if self._escalate_kill else 10.0)
+            take_evidence(
+                self,
+                pids,
+                self._escalate_reason,
+                native=not self._escalate_kill,
+                timeout=5.0 if self._escalate_kill else 10.0,
+            )
         if self._escalation_step == 1 and not self._escalate_kill:
             self.terminate_run(signal.SIGTERM)
         else:
@@ -431,9 +436,13 @@ class Supervisor:
         for callback in self._on_finish:
             try:
                 callback(self)
-            except Exception as exc:  # noqa: BLE001 - one collector must not lose the rest
-                self.event("collector", name=getattr(callback, "__name__", "?"), ok=False,
-                           reason=f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # one collector must not lose the rest
+                self.event(
+                    "collector",
+                    name=getattr(callback, "__name__", "?"),
+                    ok=False,
+                    reason=f"{type(exc).__name__}: {exc}",
+                )
         if self.listener is not None:
             # Let the last exit events of the run arrive before we stop listening.
             time.sleep(0.2)

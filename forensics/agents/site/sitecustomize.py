@@ -38,7 +38,7 @@ def _forensics_start() -> None:
                     p for p in (plugins, "forensics.agents.pytest_plugin") if p
                 )
         bootstrap.activate()
-    except Exception:  # noqa: BLE001 - the agent must never break the user's interpreter
+    except Exception:  # the agent must never break the user's interpreter
         pass
     # Chain to the sitecustomize we shadow: find the next one on sys.path.
     import importlib.util
@@ -51,12 +51,14 @@ def _forensics_start() -> None:
             continue
         candidate = os.path.join(entry, "sitecustomize.py")
         if os.path.isfile(candidate):
-            spec = importlib.util.spec_from_file_location("_forensics_chained_sitecustomize", candidate)
+            spec = importlib.util.spec_from_file_location(
+                "_forensics_chained_sitecustomize", candidate
+            )
             if spec is not None and spec.loader is not None:
                 module = importlib.util.module_from_spec(spec)
                 try:
                     spec.loader.exec_module(module)
-                except Exception:  # noqa: BLE001 - the user's sitecustomize failing is theirs
+                except Exception:  # the user's sitecustomize failing is theirs
                     import traceback
 
                     traceback.print_exc()
