@@ -225,3 +225,71 @@ def test_clean_log_has_no_incident() -> None:
     triage = analyze_logs([str(LOGS / "story003_dispatcherd_run3.log")])
     assert triage.incidents == []
     assert triage.source.kind == "log"
+
+
+@pytest.mark.parametrize(
+    ("lines", "cause", "signal", "test"),
+    [
+        (
+            [
+                "Fatal Python error: PyThreadState_Get: the function must be called with the GIL"
+                " held, but the GIL is released (the current Python thread state is NULL)",
+                "Python runtime state: initialized",
+                "",
+                "Current thread 0x00007f1c2d6f3740 (most recent call first):",
+                '  File "/w/tests/test_gil.py", line 5 in test_gil',
+                "Aborted (core dumped)",
+            ],
+            "native-crash",
+            "SIGABRT",
+            "/w/tests/test_gil.py::test_gil",
+        ),
+        (
+            [
+                "Windows fatal exception: access violation",
+                "",
+                "Current thread 0x00001234 (most recent call first):",
+                '  File "C:\\a\\tests\\test_w.py", line 3 in test_w',
+            ],
+            "native-crash",
+            "SIGSEGV",
+            "C:\\a\\tests\\test_w.py::test_w",
+        ),
+        (
+            [
+                "Timeout (0:05:00)!",
+                "Thread 0x00007f1c2d6f3740 (most recent call first):",
+                '  File "/usr/lib/python3.11/threading.py", line 320 in wait',
+                '  File "/w/tests/test_h.py", line 9 in test_h',
+            ],
+            "hang",
+            None,
+            "/w/tests/test_h.py::test_h",
+        ),
+        (
+            [
+                "[gw1] [ 45%] PASSED tests/test_a.py::test_a",
+                "##[error]The job running on runner GitHub Actions 3 has exceeded the maximum"
+                " execution time of 360 minutes.",
+            ],
+            "hang",
+            None,
+            None,
+        ),
+        (
+            ["tests-1  | collected 10 items", "tests-1 exited with code 137"],
+            "external-kill",
+            "SIGKILL",
+            None,
+        ),
+        (["Segmentation fault (core dumped)"], "native-crash", "SIGSEGV", None),
+    ],
+)
+def test_single_process_endings(
+    lines: list[str], cause: str, signal: str | None, test: str | None
+) -> None:
+    from forensics.analyze.logs import scan_lines
+    from forensics.analyze.logs.correlate import correlate
+
+    (incident,) = correlate(scan_lines(lines, "x.log"))
+    assert (incident.cause, incident.signal, incident.test) == (cause, signal, test)

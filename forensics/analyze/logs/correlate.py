@@ -62,7 +62,7 @@ def _runner_frame(frame: Frame) -> bool:
 
 def _test_from_frames(frames: list[Frame], rootdir: str | None) -> str | None:
     for frame in frames:  # innermost first, as faulthandler prints
-        base = os.path.basename(frame.file or "")
+        base = (frame.file or "").replace("\\", "/").rsplit("/", 1)[-1]
         if frame.name.startswith("test") and (
             base.startswith("test_") or base.endswith("_test.py")
         ):
@@ -71,6 +71,11 @@ def _test_from_frames(frames: list[Frame], rootdir: str | None) -> str | None:
                 path = path[len(rootdir.rstrip("/")) + 1 :]
             return f"{path}::{frame.name}"
     return None
+
+
+def _frames_of(fault: FaultRecord) -> list[Frame]:
+    stack = _current(fault)
+    return stack.frames if stack else []
 
 
 def _phase(frames: list[Frame]) -> str | None:
@@ -333,7 +338,7 @@ def correlate(scan: LogScan) -> list[Incident]:
                     cause="hang",
                     confidence="medium",
                     summary=f"faulthandler timeout dump after {fault.timeout} (no progress)",
-                    test=fault.test,
+                    test=fault.test or _test_from_frames(_frames_of(fault), scan.rootdir),
                     evidence=[_ev(scan, fault.line, fault.excerpt)],
                     stacks=fault.stacks,
                     signature=normalize(f"hang faulthandler {fault.test or ''}"),
@@ -404,19 +409,23 @@ def _kills(
             if incidents:
                 continue
             silent = kill.silence_s is not None and kill.silence_s >= HANG_SILENCE_S
-            cause = "hang" if silent else "external-kill"
+            out_of_time = bool(P.CI_TIMEOUT.search(kill.excerpt))
+            cause = "hang" if silent or out_of_time else "external-kill"
             last = [p for p in scan.progress if p.line < kill.line][-1:]
-            summary = (
-                f"No output for {kill.silence_s / 60:.0f} min, then the CI job was cancelled"
-                if silent and kill.silence_s is not None
-                else "The CI job was cancelled or timed out"
-            )
+            if silent and kill.silence_s is not None:
+                summary = (
+                    f"No output for {kill.silence_s / 60:.0f} min, then the CI job was cancelled"
+                )
+            elif out_of_time:
+                summary = "The CI job ran out of time (the test run did not finish)"
+            else:
+                summary = "The CI job was cancelled"
             if last:
                 summary += f"; the last result was {last[0].kind} {last[0].test}"
             incident = Incident(
                 id="",
                 cause=cause,
-                confidence="medium" if silent else "low",
+                confidence="medium" if cause == "hang" else "low",
                 summary=summary,
                 worker=last[0].worker if last else None,
                 test=last[0].test if last else None,

@@ -42,6 +42,9 @@ TRIGGER_PHRASES = (
     "operation was canceled",
     "shutdown signal",
     "maximum execution time",
+    "took longer than",
+    "exited with code",
+    "fatal exception",
     # Python failures and the pytest summary
     "Traceback (most",
     "FAILED",
@@ -92,7 +95,10 @@ EXC_LINE = re.compile(
 PY_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+), in (?P<name>\S+)')
 
 # --- faulthandler -------------------------------------------------------------------------
-FATAL = re.compile(r"Fatal Python error: (?P<what>.*)$")
+FATAL = re.compile(r"(?:Fatal Python error|Windows fatal exception): (?P<what>.*)$")
+# Py_FatalError("func: message") aborts the process: SIGABRT, with this text as the reason.
+FATAL_MESSAGE = re.compile(r"^[A-Za-z_][\w .:()'/,<>-]*$")
+WINDOWS_FATAL = {"access violation": "SIGSEGV", "stack overflow": "SIGSEGV"}
 FH_THREAD = re.compile(
     r"(?P<current>Current thread|Thread) (?P<tid>0x[0-9a-fA-F]+)(?: \[(?P<name>[^\]]*)\])?"
     r" \(most recent call first\):"
@@ -139,10 +145,13 @@ OOM = re.compile(
     r"|(?P<reaper>oom-kill:|oom_kill_process|invoked oom-killer|"
     r"oom_reaper: reaped process (?P<rpid>\d+))"
 )
-EXIT_CODE = re.compile(r"exit (?:code|status)[: ]+(?P<code>-?\d+)")
+EXIT_CODE = re.compile(r"(?:exit (?:code|status)|exited with code)[: ]+(?P<code>-?\d+)")
 CANCELED = re.compile(
     r"The operation was canceled|received a shutdown signal|exceeded the maximum execution time"
+    r"|execution took longer than"
 )
+# CI's own time limit: the job ran out of time, which for a test run means it hung.
+CI_TIMEOUT = re.compile(r"exceeded the maximum execution time|execution took longer than")
 
 # --- pytest reports -----------------------------------------------------------------------
 SUMMARY_ITEM = re.compile(r"(?P<n>\d+) (?P<what>failed|passed|skipped|errors?|xfailed|xpassed)")

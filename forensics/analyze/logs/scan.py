@@ -206,7 +206,7 @@ class Scanner:
         if text.startswith("INTERNALERROR"):
             self._internal(text, lineno)
             return
-        if "Fatal Python error" in text:
+        if "Fatal Python error" in text or "Windows fatal exception" in text:
             self._fault_start(text, worker, lineno)
             return
         if "hread 0x" in text or text.startswith("Stack (most recent"):
@@ -409,12 +409,20 @@ class Scanner:
         if fatal:
             what = fatal.group("what").strip()
             known = P.FATAL_NAME.match(what)
-            # Two workers writing at once splice lines: keep only a recognisable reason.
-            what = known.group(0) if known else ("" if FATAL_SIGNALS.get(what) is None else what)
+            signal = None
+            if known:
+                what = known.group(0)
+                signal = FATAL_SIGNALS.get(what)
+            elif what.lower() in P.WINDOWS_FATAL:
+                signal = P.WINDOWS_FATAL[what.lower()]
+            elif P.FATAL_MESSAGE.match(what) and "most recent call first" not in what:
+                signal = "SIGABRT"  # Py_FatalError() ends in abort()
+            else:
+                what = ""  # two workers writing at once spliced this line; recover it later
             lead = P.LEADING_NODEID.match(text)
             record = FaultRecord(
                 what or "unknown (output interleaved)",
-                FATAL_SIGNALS.get(what),
+                signal,
                 lineno,
                 _cap(text),
                 worker,
@@ -690,7 +698,7 @@ class Scanner:
                     ),
                 )
                 return True
-        if "exit code" in text or "exit status" in text:
+        if "exit code" in text or "exit status" in text or "exited with code" in text:
             code = P.EXIT_CODE.search(text)
             if code:
                 value = int(code.group("code"))
