@@ -95,9 +95,10 @@ def bisect(
     b.confirm_reproduced = sum(runner.once(full, "full sequence").reproduced for _ in range(repeat))
     b.runs_per_trial = runs_needed(b.confirm_reproduced, repeat, max_runs)
     runner.cache[full] = b.confirm_reproduced > 0
+    alone_runs = max(repeat, b.runs_per_trial)
     if b.confirm_reproduced == 0:
         b.outcome = "no-repro"
-    elif any(runner.once((), "victim alone").reproduced for _ in range(max(repeat, b.runs_per_trial))):
+    elif any(runner.once((), "victim alone").reproduced for _ in range(alone_runs)):
         b.outcome = "fails-alone"
         runner.cache[()] = True
     else:

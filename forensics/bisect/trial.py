@@ -22,8 +22,12 @@ from forensics.bisect.target import Target
 from forensics.errors import ForensicsError
 
 # pytest's exit statuses that mean the trial could not run the tests at all.
-_NOT_RUN = {2: "interrupted (a collection error?)", 3: "internal error", 4: "usage error",
-            5: "no tests collected"}
+_NOT_RUN = {
+    2: "interrupted (a collection error?)",
+    3: "internal error",
+    4: "usage error",
+    5: "no tests collected",
+}
 
 
 class TrialError(ForensicsError):
@@ -63,9 +67,7 @@ def run_trial(target: Target, earlier: tuple[str, ...], timeout: float) -> Trial
 
 
 def _run(argv: list[str], cwd: str, timeout: float) -> tuple[int, str, bool]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("FORENSICS_", "PYTEST_XDIST_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FORENSICS_", "PYTEST_XDIST_"))}
     # Own session: a timeout ends the pytest process and everything it started.
     proc = subprocess.Popen(
         argv,

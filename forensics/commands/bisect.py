@@ -23,17 +23,44 @@ from forensics.bisect.render import FORMATS
 
 @click.command("bisect", help=__doc__)
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--incident", "incident_id", default=None, metavar="ID",
-              help="Incident to bisect (default: the one with the most earlier tests).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="Output format.")
-@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Runs of the full sequence and of the test alone before the search; how "
-              "often the sequence reproduced sets the runs per search trial.")
-@click.option("--max-runs", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Most runs of one candidate set when the failure is flaky.")
-@click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True), default=300.0,
-              show_default=True, metavar="S", help="End a trial that runs longer than S seconds.")
+@click.option(
+    "--incident",
+    "incident_id",
+    default=None,
+    metavar="ID",
+    help="Incident to bisect (default: the one with the most earlier tests).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Runs of the full sequence and of the test alone before the search; how "
+    "often the sequence reproduced sets the runs per search trial.",
+)
+@click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Most runs of one candidate set when the failure is flaky.",
+)
+@click.option(
+    "--trial-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    metavar="S",
+    help="End a trial that runs longer than S seconds.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No per-trial progress on stderr.")
 def command(
     bundle: Path,
@@ -60,7 +87,7 @@ def command(
         repeat=repeat,
         max_runs=max_runs,
         timeout=trial_timeout,
-        progress=(lambda _line: None) if quiet else (lambda line: click.echo(f"  {line}", err=True)),
+        progress=_quiet if quiet else _show,
     )
     click.echo(render(result, str(bundle), fmt), nl=False)
     if result.outcome == "no-repro":
@@ -70,3 +97,11 @@ def command(
             err=True,
         )
         sys.exit(1)
+
+
+def _quiet(line: str) -> None:
+    del line
+
+
+def _show(line: str) -> None:
+    click.echo(f"  {line}", err=True)
