@@ -95,7 +95,7 @@ class _Builder:
                 owners[name or owner] = version
         for sec_holder in self.incidents:
             if sec_holder.repeat_of is not None:
-                sec_holder.summary += f" (again: this test also crashed in {sec_holder.repeat_of})"
+                sec_holder.summary += f" (again: the same test as {sec_holder.repeat_of})"
         survivors = [r for r in data.processes.values() if r.survivor]
         if survivors:
             self.notes.append(
@@ -144,6 +144,8 @@ class _Builder:
         fatal = next((b for b in rec.faults if b.fatal), None)
         signal = rec.signal or (fatal.signal if fatal else None)
         if rec.survivor and not fatal:
+            return None
+        if self._ended_by_its_test(rec, signal):
             return None
         open_test = rec.open_test
         in_pytest = rec.role is not None
@@ -256,6 +258,22 @@ class _Builder:
             "top_growth": [g for g in growth if int(g["rss_delta_bytes"]) > 0][:10],  # type: ignore[call-overload]
             "constraint": kill.get("constraint"),
         }
+
+    def _ended_by_its_test(self, rec: ProcessRecord, signal: str | None) -> bool:
+        """A process a test started, killed by SIGTERM/SIGKILL while that test went on to pass.
+
+        Pools and fixtures end their workers this way (``Pool.__exit__`` calls terminate());
+        blaming a healthy test for its own cleanup would be wrong.
+        """
+        if rec.role is not None or signal not in KILL_SIGNALS or rec.pid in self.oom_pids:
+            return False
+        parent = self.data.processes.get(rec.ppid or -1)
+        if parent is None or rec.parent_test is None:
+            return False
+        for test in parent.tests:
+            if test.nodeid == rec.parent_test:
+                return test.end is not None and "failed" not in test.phases.values()
+        return False
 
     def _cause(self, rec: ProcessRecord, signal: str | None, fatal: bool) -> tuple[str, str]:
         if fatal or signal in NATIVE_SIGNALS:
