@@ -76,7 +76,7 @@ def _primary(name: str) -> Incident:
         (
             "story001_hf_infra.log",
             "infrastructure",
-            None,
+            "gw1",
             "tests/router/test_router_e2e_with_mockers.py::test_mocker_two_kv_router[tcp]",
             None,
         ),

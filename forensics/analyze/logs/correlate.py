@@ -264,6 +264,7 @@ def _hang_incident(scan: LogScan, test: str, stacks: list[Stack], crash: _Crash 
         if crash
         else next((d.worker for d in scan.timeouts if d.test == test and d.worker), None)
     )
+    worker = worker or next((p.worker for p in scan.progress if p.test == test and p.worker), None)
     return Incident(
         id="",
         cause="hang",
@@ -281,7 +282,10 @@ def _hang_incident(scan: LogScan, test: str, stacks: list[Stack], crash: _Crash 
 
 def _failure_groups(scan: LogScan, failures: list[PythonFailure]) -> list[Incident]:
     groups: dict[tuple[str, str], Incident] = {}
+    # xdist's "[gw3] [ 45%] FAILED test" lines say where each failure ran.
+    ran_on = {p.test: p.worker for p in scan.progress if p.worker}
     for failure in failures:
+        failure.worker = failure.worker or ran_on.get(failure.test or "")
         head = f"{failure.exc_type}: {failure.message}" if failure.exc_type else failure.message
         cause = "infrastructure" if P.INFRA.search(head) else "python-exception"
         key = (cause, failure.signature)

@@ -35,6 +35,7 @@ from forensics.model import Frame, Stack, TestCounts
 
 T = TypeVar("T")
 
+MAX_LINE = 64 << 10  # characters of one line that are looked at
 MAX_RECORDS = 2000  # per kind; past this only the count grows
 MAX_FRAMES = 256
 MAX_EXCERPT = 400
@@ -746,6 +747,7 @@ def scan_lines(lines: Iterable[str], source: str) -> LogScan:
     prev: str | None = None
     lineno = 0
     for lineno, line in enumerate(lines, 1):
+        line = line[:MAX_LINE]  # the same bound the byte reader keeps
         if scanner.wants_all or trigger(line):
             scanner.feed(line, lineno, prev)
         prev = line
