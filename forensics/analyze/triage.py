@@ -68,6 +68,7 @@ class _Builder:
             pid: str(kill.get("line") or "OOM kill")[:1000] for pid, kill in self.oom_kills.items()
         }
         self.sampled = _sampled_memory(data)
+        self.complete = isinstance(data.manifest.get("end"), (int, float))
 
     # --- processes -> incidents --------------------------------------------------------------
 
@@ -146,6 +147,14 @@ class _Builder:
         if rec.survivor and not fatal:
             return None
         if self._ended_by_its_test(rec, signal):
+            return None
+        if not self.complete and signal is None and fatal is None and rec.exit_code is None:
+            # The supervisor was killed; the watchdog ended this process, unobserved.
+            if open_test is not None:
+                self.notes.append(
+                    f"{rec.worker or f'pid {rec.pid}'} was running {open_test.nodeid} when the "
+                    "supervisor was killed"
+                )
             return None
         open_test = rec.open_test
         in_pytest = rec.role is not None
@@ -341,7 +350,11 @@ class _Builder:
             "native-crash": f"died of {incident.signal or 'a fatal error'} in native code",
             "oom-kill": "was killed by the kernel OOM killer",
             "external-kill": f"was killed by {incident.signal} from outside",
-            "unexpected-exit": f"exited with status {incident.exit_code} mid-test",
+            "unexpected-exit": (
+                f"exited with status {incident.exit_code} mid-test"
+                if incident.exit_code is not None
+                else "ended mid-test with no exit status recorded"
+            ),
             "hang": "was ended by pytest-timeout's timer (os._exit(1)) after the test hung",
             "unknown": "ended without a trace",
         }.get(incident.cause, incident.cause)
@@ -515,11 +528,14 @@ class _Builder:
         """Outcomes as pytest counts them: from the controller's reports when there is one."""
         reports = [r for r in self.data.controller_records if r.get("kind") == "report"]
         outcomes: dict[str, str] = {}
+        finished: set[str] = set()
         if reports:
             for raw in reports:
                 nodeid, phase, outcome = raw.get("nodeid"), raw.get("phase"), raw.get("outcome")
                 if isinstance(nodeid, str) and isinstance(outcome, str):
                     outcomes[nodeid] = _combine(outcomes.get(nodeid), str(phase), outcome)
+                    if phase == "teardown":
+                        finished.add(nodeid)
         else:
             for rec in self.data.processes.values():
                 if rec.role not in ("worker", "single"):
@@ -527,8 +543,12 @@ class _Builder:
                 for test in rec.tests:
                     for phase, outcome in test.phases.items():
                         outcomes[test.nodeid] = _combine(outcomes.get(test.nodeid), phase, outcome)
+                    if "teardown" in test.phases:
+                        finished.add(test.nodeid)
         counts = TestCounts()
-        for outcome in outcomes.values():
+        for nodeid, outcome in outcomes.items():
+            if outcome == "passed" and nodeid not in finished:
+                continue  # setup passed, then the run ended before the test did
             setattr(counts, outcome, getattr(counts, outcome) + 1)
         return counts
 

@@ -122,6 +122,7 @@ class Supervisor:
         return {
             "schema": BUNDLE_SCHEMA,
             "run_id": self.run_id,
+            "supervisor_pid": os.getpid(),
             "command": self.redactor.argv(self.options.argv),
             "cwd": os.getcwd(),
             "start": self.start_time,

@@ -88,7 +88,21 @@ def main(argv: list[str]) -> int:
     if b"done" in data:
         return 0
     kill_run(run_id, pgid, procs_file)
+    if procs_file:
+        _remove_cgroup(os.path.dirname(procs_file))
     return 0
+
+
+def _remove_cgroup(directory: str) -> None:
+    """An emptied cgroup lingers until removed; the supervisor that made it is gone."""
+    for _ in range(100):
+        try:
+            os.rmdir(directory)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
 
 
 if __name__ == "__main__":
