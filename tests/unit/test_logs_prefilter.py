@@ -52,3 +52,10 @@ def test_regex_fallback_gives_the_same_scan(monkeypatch: pytest.MonkeyPatch) -> 
     fast = scan_stream(io.BytesIO(data), "x")
     monkeypatch.setattr(prefilter, "_TABLES", None)
     assert scan_stream(io.BytesIO(data), "x") == fast
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=70_000), st.integers(0, 70_000), st.integers(0, 70_000))
+def test_count_newlines(data: bytes, a: int, b: int) -> None:
+    start, end = sorted((min(a, len(data)), min(b, len(data))))
+    assert prefilter.count_newlines(data, start, end) == data.count(b"\n", start, end)

@@ -15,7 +15,7 @@ import zlib
 from typing import IO, cast
 
 from forensics.analyze.logs import patterns as P
-from forensics.analyze.logs.prefilter import hits
+from forensics.analyze.logs.prefilter import count_newlines, hits
 from forensics.analyze.logs.scan import LogScan, Scanner
 from forensics.errors import InputError
 
@@ -111,9 +111,9 @@ def _scan_buffer(scanner: Scanner, buf: bytes, end: int, lineno: int) -> int:
         while hit < pos:
             hit = next(found, end)
         if hit >= end:
-            return lineno + buf.count(b"\n", pos, end)
+            return lineno + count_newlines(buf, pos, end)
         start = max(pos, buf.rfind(b"\n", pos, hit) + 1)
-        lineno += buf.count(b"\n", pos, start)
+        lineno += count_newlines(buf, pos, start)
         nl = buf.find(b"\n", hit, end)
         prev = _decode(buf[buf.rfind(b"\n", 0, start - 1) + 1 : start - 1]) if start else None
         lineno += 1
