@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -25,6 +26,22 @@ cli.add_command(bisect.command)
 
 def main() -> None:
     try:
-        cli.main(prog_name="forensics", standalone_mode=True)
-    except KeyboardInterrupt:  # pragma: no cover - click turns it into Abort first
+        cli.main(prog_name="forensics", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("forensics: interrupted", err=True)
         sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        # A bug of ours: one line, and the traceback only on request.
+        if os.environ.get("FORENSICS_DEBUG"):
+            raise
+        click.echo(
+            f"forensics: internal error: {type(exc).__name__}: {exc} "
+            "(set FORENSICS_DEBUG=1 for the traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(1)

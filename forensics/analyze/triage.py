@@ -148,6 +148,7 @@ class _Builder:
             return None
         if self._ended_by_its_test(rec, signal):
             return None
+        open_test = rec.open_test
         if not self.complete and signal is None and fatal is None and rec.exit_code is None:
             # The supervisor was killed; the watchdog ended this process, unobserved.
             if open_test is not None:
