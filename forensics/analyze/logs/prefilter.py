@@ -60,11 +60,13 @@ def hits(buf: bytes, end: int) -> Iterator[int]:
     evens = np.frombuffer(buf, dtype="<u2", count=end // 2)
     odds = np.frombuffer(buf, dtype="<u2", count=(end - 1) // 2, offset=1)
     # One full-width gather per alignment; the second table only for the few survivors.
-    k = np.flatnonzero(first[evens[:-1]])
-    at_even = k[second[evens[k + 1]]] * 2
-    k = np.flatnonzero(first[odds[:-1]])
-    at_odd = k[second[odds[k + 1]]] * 2 + 1
-    cand = np.union1d(at_even, at_odd)
+    # take(mode="clip") skips the bounds check (a uint16 cannot be out of range) and is about
+    # twice as fast as fancy indexing.
+    k = np.flatnonzero(np.take(first, evens[:-1], mode="clip"))
+    at_even = k[np.take(second, evens[k + 1], mode="clip")] * 2
+    k = np.flatnonzero(np.take(first, odds[:-1], mode="clip"))
+    at_odd = k[np.take(second, odds[k + 1], mode="clip")] * 2 + 1
+    cand = np.sort(np.concatenate((at_even, at_odd)))  # disjoint: no need for union1d
     # The pair tables mix halves of different phrases ("co"+"nn"); keep exact 4-byte heads.
     raw = np.frombuffer(buf, dtype=np.uint8, count=end)
     head = raw[cand].astype(np.uint32)
