@@ -136,6 +136,13 @@ def test_over_long_line_is_cut_and_counted() -> None:
     assert [d.line for d in scan.node_downs] == [2]
 
 
+def test_line_longer_than_a_chunk() -> None:
+    data = b"a" * (5 << 20) + b"\nFatal Python error: Aborted\n" + b"b" * (3 << 20)
+    scan = scan_stream(io.BytesIO(data), "x")
+    assert [f.line for f in scan.faults] == [2]
+    assert scan.lines == 3
+
+
 def test_gzip_and_truncated_gzip(tmp_path: Path) -> None:
     data = (LOGS / "story001_dynamo_sigabrt.log").read_bytes()
     whole = tmp_path / "ci.log.gz"

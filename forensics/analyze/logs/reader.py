@@ -16,11 +16,10 @@ from typing import IO, cast
 
 from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs.prefilter import count_newlines, hits
-from forensics.analyze.logs.scan import LogScan, Scanner
+from forensics.analyze.logs.scan import MAX_LINE, LogScan, Scanner
 from forensics.errors import InputError
 
 CHUNK = 2 << 20  # 2 MiB: the prefilter's temporaries stay cache-sized (faster than 4-8 MiB)
-MAX_LINE = 64 << 10
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -66,8 +65,8 @@ def scan_stream(stream: IO[bytes], source: str) -> LogScan:
                 cut = chunk.find(b"\n")
                 if cut < 0:
                     continue
+                # The cut line was counted when its head was fed.
                 chunk, skipping = chunk[cut + 1 :], False
-                lineno += 1
             buf = carry + chunk if carry else chunk
             end = buf.rfind(b"\n") + 1
             if end == 0:
