@@ -293,3 +293,29 @@ def test_single_process_endings(
 
     (incident,) = correlate(scan_lines(lines, "x.log"))
     assert (incident.cause, incident.signal, incident.test) == (cause, signal, test)
+
+
+def test_timeout_thread_method_under_xdist_is_a_hang_with_xdist_secondary() -> None:
+    from forensics.analyze.logs import scan_lines
+    from forensics.analyze.logs.correlate import correlate
+
+    lines = [
+        "+" * 35 + " Timeout " + "+" * 35,
+        "~" * 20 + " Stack of MainThread (140543615277952) " + "~" * 20,
+        '  File "/w/tests/test_x.py", line 3, in test_slow',
+        "    time.sleep(500)",
+        "+" * 35 + " Timeout " + "+" * 35,
+        "[gw0] node down: Not properly terminated",
+        "worker 'gw0' crashed while running 'tests/test_x.py::test_slow'",
+        "INTERNALERROR> KeyError: <WorkerController gw0>",
+    ]
+    (incident,) = correlate(scan_lines(lines, "x.log"))
+    assert (incident.cause, incident.worker, incident.test) == (
+        "hang",
+        "gw0",
+        "tests/test_x.py::test_slow",
+    )
+    assert incident.stacks[0].frames[0].name == "test_slow"
+    assert [(s.cause, s.ref) for s in incident.secondary] == [
+        ("xdist-internal", "pytest-dev/pytest-xdist#714")
+    ]

@@ -25,6 +25,7 @@ PHASE_BY_HOOK = {
 }
 MAX_TESTS_PER_GROUP = 20
 HANG_SILENCE_S = 300.0
+NATIVE_WINDOW = 300  # lines from a panic/terminate to the crash it explains
 
 
 @dataclass
@@ -167,7 +168,8 @@ def _attach_natives(scan: LogScan, crashes: list[_Crash]) -> list[NativeAbort]:
             if native.worker and crash.worker and native.worker != crash.worker:
                 continue
             start = crash.fault.line if crash.fault else crash.line
-            if start >= native.line:
+            # A panic far before a crash was caught (PanicException), not the cause.
+            if native.line <= start <= native.line + NATIVE_WINDOW:
                 target = crash
                 break
         if target is None:
@@ -189,6 +191,19 @@ def _hang_tests(scan: LogScan) -> dict[str, list[Stack]]:
                 hung[full].extend(hung.pop(title))
                 break
     return hung
+
+
+def _hang_key(crash: _Crash, hung: dict[str, list[Stack]]) -> str | None:
+    """The timeout dump that explains a dead worker: by test id, title, or a frame in it."""
+    test = crash.test or ""
+    func = _func(test)
+    for key in (test, func):
+        if key in hung:
+            return key
+    for key, stacks in hung.items():
+        if "::" not in key and any(f.name == func for s in stacks for f in s.frames):
+            return key
+    return None
 
 
 def _crash_incident(scan: LogScan, crash: _Crash, oom: list[KillEvent]) -> Incident:
@@ -325,9 +340,11 @@ def correlate(scan: LogScan) -> list[Incident]:
     crash_incidents: list[tuple[int, Incident]] = []
     for crash in crashes:
         # pytest-timeout's thread method ends the worker with os._exit: a hang, not a crash.
-        if crash.fault is None and crash.test and (crash.test in hung or _func(crash.test) in hung):
-            stacks = hung.pop(crash.test, None) or hung.pop(_func(crash.test), [])
-            incidents.append(_hang_incident(scan, crash.test, stacks, crash))
+        key = _hang_key(crash, hung) if crash.fault is None and crash.test else None
+        if key is not None and crash.test:
+            hang = _hang_incident(scan, crash.test, hung.pop(key), crash)
+            crash_incidents.append((crash.line, hang))  # a worker it took down can trip xdist
+            incidents.append(hang)
             continue
         incident = _crash_incident(scan, crash, oom)
         crash_incidents.append((crash.line, incident))
@@ -494,7 +511,7 @@ def _internal_errors(
                 id="",
                 cause="xdist-internal" if err.in_xdist else "python-exception",
                 confidence="high" if err.ref else "medium",
-                summary=summary,
+                summary=f"{summary} (known bug {err.ref})" if err.ref else summary,
                 evidence=[_ev(scan, err.line, err.excerpt)],
                 secondary=[],
                 signature=normalize(f"INTERNALERROR {head}"),
