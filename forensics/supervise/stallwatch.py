@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import threading
 import time
@@ -174,6 +175,8 @@ def take_evidence(
     sup: Supervisor, pids: list[int], reason: str, *, native: bool = True, timeout: float = 10.0
 ) -> EvidenceSet:
     """Stacks and /proc facts of *pids* and their descendants, journalled as one event."""
+    # FORENSICS_PY_SPY names the py-spy to run, e.g. a pinned binary or one run under sudo.
+    py_spy = shlex.split(os.environ.get("FORENSICS_PY_SPY", "")) or None
     evidence = collect_evidence(
         pids,
         sup.bundle / STACKS_DIR,
@@ -182,6 +185,7 @@ def take_evidence(
         faults_dir=sup.bundle / FAULTS_DIR,
         timeout=timeout,
         native=native,
+        py_spy=py_spy,
     )
     processes = []
     for ev in evidence.processes:

@@ -1,0 +1,136 @@
+"""OOM end to end: `forensics wrap` inside a real 400 MB memory cgroup, the kernel's OOM killer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forensics.collect.cgroups import current_cgroup
+
+pytestmark = [pytest.mark.slow, pytest.mark.root]
+LIMIT = 400 * 1024 * 1024
+
+
+@pytest.fixture
+def limited_cgroup() -> Iterator[Path]:
+    """A memory cgroup with a 400 MB limit, like a CI runner's."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a memory cgroup")
+    info = current_cgroup()
+    if info is None:
+        pytest.skip("no memory cgroup controller mounted")
+    path = info.dir / f"forensics-test-{uuid.uuid4().hex[:8]}"
+    try:
+        path.mkdir()
+    except OSError as exc:
+        pytest.skip(f"cannot create a memory cgroup here: {exc.strerror}")
+    limit_file = "memory.limit_in_bytes" if info.version == 1 else "memory.max"
+    (path / limit_file).write_text(str(LIMIT))
+    if info.version == 1 and (path / "memory.memsw.limit_in_bytes").exists():
+        # Without swap accounting the limit is on memory alone; there is no swap here anyway.
+        pass
+    try:
+        yield path
+    finally:
+        for _ in range(100):
+            procs = (path / "cgroup.procs").read_text().split()
+            for pid in procs:
+                try:
+                    os.kill(int(pid), 9)
+                except ProcessLookupError:
+                    pass
+            try:
+                path.rmdir()
+                break
+            except OSError:
+                import time
+
+                time.sleep(0.05)
+
+
+def _wrap_in(cgroup: Path, tmp: Path, *pytest_args: str) -> tuple[int, dict[str, Any]]:
+    bundle = tmp / "bundle"
+    inner = [
+        sys.executable,
+        "-m",
+        "forensics",
+        "wrap",
+        "--bundle",
+        str(bundle),
+        "--",
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *pytest_args,
+    ]
+    script = f'echo $$ > {cgroup}/cgroup.procs && exec "$@"'
+    proc = subprocess.run(
+        ["sh", "-c", script, "sh", *inner], cwd=tmp, capture_output=True, text=True, timeout=180
+    )
+    report = subprocess.run(
+        [sys.executable, "-m", "forensics", "report", str(bundle), "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.returncode, json.loads(report.stdout)
+
+
+def test_xdist_worker_past_the_limit_is_an_oom_kill(limited_cgroup: Path, tmp_path: Path) -> None:
+    (tmp_path / "test_alloc.py").write_text(
+        textwrap.dedent(
+            """
+        import time
+        def test_small():
+            data = bytearray(10 * 2**20)
+        def test_other():
+            time.sleep(0.2)
+        def test_hog():
+            blobs = []
+            while True:
+                blobs.append(bytearray(16 * 2**20))
+        def test_after():
+            pass
+        """
+        )
+    )
+    status, triage = _wrap_in(limited_cgroup, tmp_path, "-n", "2", "test_alloc.py")
+    assert status == 1
+    [incident] = triage["incidents"]
+    assert incident["cause"] == "oom-kill", incident["summary"]
+    assert incident["signal"] == "SIGKILL"
+    assert incident["test"] == "test_alloc.py::test_hog"
+    assert incident["memory"]["limit_bytes"] == LIMIT
+
+
+def test_leak_across_tests_kills_pytest_itself(limited_cgroup: Path, tmp_path: Path) -> None:
+    leaks = "\n".join(
+        f"def test_leak_{i}():\n    LEAK.append(bytearray(50 * 2**20))\n" for i in range(4)
+    )
+    (tmp_path / "test_leak.py").write_text(
+        "LEAK = []\n\ndef test_fine():\n    pass\n\n"
+        + leaks
+        + "\ndef test_last_straw():\n    while True:\n        LEAK.append(bytearray(8 * 2**20))\n"
+    )
+    status, triage = _wrap_in(limited_cgroup, tmp_path, "test_leak.py")
+    assert status == 137
+    [incident] = triage["incidents"]
+    assert incident["cause"] == "oom-kill"
+    assert incident["test"] == "test_leak.py::test_last_straw"
+    growth = {g["test"]: g["rss_delta_bytes"] for g in incident["memory"]["top_growth"]}
+    for i in range(4):
+        assert growth[f"test_leak.py::test_leak_{i}"] >= 40 * 2**20
+    assert "test_leak.py::test_fine" not in growth
+    assert incident["memory"]["peak_rss_bytes"] > 300 * 2**20
