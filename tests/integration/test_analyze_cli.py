@@ -60,6 +60,27 @@ def test_stdin_gzip_and_output_file(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["incidents"][0]["cause"] == "native-crash"
 
 
+def test_help_examples_run(tmp_path: Path) -> None:
+    # The examples in `forensics analyze --help`, as printed.
+    (tmp_path / "junit.xml").write_bytes((LOGS / "junit_xdist.xml").read_bytes())
+    (tmp_path / "ci.log").write_bytes((LOGS / "gha_xdist_crashes.log").read_bytes())
+    for n in (1, 2):
+        raw = (LOGS / f"story003_dispatcherd_run{n}.log").read_bytes()
+        (tmp_path / f"job-{n}.log.gz").write_bytes(gzip.compress(raw))
+    shell = [
+        "forensics analyze ci.log",
+        "forensics analyze job-*.log.gz --format json",
+        "cat ci.log | forensics analyze -",
+        "forensics analyze junit.xml --format markdown -o issue.md",
+    ]
+    for line in shell:
+        command = line.replace("forensics", f"{sys.executable} -m forensics", 1)
+        command = command.replace("| forensics", f"| {sys.executable} -m forensics")
+        proc = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, timeout=120)
+        assert proc.returncode == 0, (line, proc.stderr)
+    assert "test_queue_closed" in (tmp_path / "issue.md").read_text()
+
+
 @pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
 def test_other_formats_render(fmt: str) -> None:
     proc = _run(str(LOGS / "story001_dynamo_sigabrt.log"), "--format", fmt)

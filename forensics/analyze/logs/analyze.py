@@ -89,6 +89,15 @@ def analyze_logs(paths: list[str]) -> Triage:
         incident.id = f"I{number}"
         triage.incidents.append(incident)
     triage.signatures = _signatures(triage.incidents)
+    blind = [
+        i.worker or "?" for i in triage.incidents if i.cause == "native-crash" and not i.signal
+    ]
+    if blind:
+        triage.notes.append(
+            f"No fault dump for {', '.join(blind[:8])}: the log does not say which signal or"
+            " which native frame; keep pytest's faulthandler enabled (do not pass"
+            " -p no:faulthandler) or run the suite under `forensics wrap`"
+        )
     return triage
 
 
