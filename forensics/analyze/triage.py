@@ -15,6 +15,7 @@ from typing import Any
 from forensics.analyze.attribution import attribute
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun, load_bundle
 from forensics.analyze.hangs import find_hangs, timeout_kill
+from forensics.analyze.logs.signatures import normalize
 from forensics.model import (
     Evidence,
     Incident,
@@ -38,20 +39,6 @@ _INFRA_RE = re.compile(
     r"error sending request for url",
     re.IGNORECASE,
 )
-_SIGNATURE_SUBS = (
-    (re.compile(r"0x[0-9a-fA-F]+"), "0x?"),
-    (re.compile(r"/tmp/[^\s'\"]+"), "/tmp/?"),
-    (re.compile(r"\bgw\d+\b"), "gw?"),
-    (re.compile(r"\b\d+\b"), "N"),
-)
-
-
-def normalize_signature(text: str) -> str:
-    for pattern, repl in _SIGNATURE_SUBS:
-        text = pattern.sub(repl, text)
-    return " ".join(text.split())[:300]
-
-
 def analyze_bundle(path: Path) -> Triage:
     data = load_bundle(path)
     builder = _Builder(data)
@@ -90,6 +77,9 @@ class _Builder:
         owners = {}
         for number, incident in enumerate(self.incidents, 1):
             incident.id = f"I{number}"
+            if incident.signature is None:
+                # Keyed as `forensics analyze` keys them, so logs and bundles group together.
+                incident.signature = normalize(f"{incident.cause} {incident.test or 'unknown'}")
             owner = attribute(incident)
             if owner is not None:
                 name, _, version = owner.removeprefix("system ").rpartition(" ")
@@ -431,7 +421,7 @@ class _Builder:
                     test=test.nodeid,
                     phase=phase,
                     prior_tests=[t.nodeid for t in rec.tests[: rec.tests.index(test)]],
-                    signature=normalize_signature(message.splitlines()[0] if message else ""),
+                    signature=normalize(message.splitlines()[0] if message else ""),
                     time=test.end,
                     evidence=[Evidence(source=f"workers/{rec.pid}.jsonl", excerpt=message[:4000])],
                 )
@@ -459,7 +449,8 @@ class _Builder:
             assert isinstance(text, str)
             is_714 = "KeyError" in text and "WorkerController" in text
             last = next((ln for ln in reversed(text.splitlines()) if ln.strip()), "INTERNALERROR")
-            summary = f"xdist INTERNALERROR: {last.replace('INTERNALERROR>', '').strip()[:200]}"
+            head = last.replace("INTERNALERROR>", "").strip()
+            summary = f"xdist INTERNALERROR: {head[:200]}"
             ref = XDIST_714 if is_714 else None
             crashes = [
                 i
@@ -480,6 +471,7 @@ class _Builder:
                         cause="xdist-internal",
                         confidence="high" if is_714 else "medium",
                         summary=summary,
+                        signature=normalize(f"INTERNALERROR {head}"),
                         evidence=[Evidence(source="xdist INTERNALERROR", excerpt=text[-4000:])],
                         extra={"ref": ref} if ref else {},
                     )
