@@ -319,3 +319,22 @@ def test_timeout_thread_method_under_xdist_is_a_hang_with_xdist_secondary() -> N
     assert [(s.cause, s.ref) for s in incident.secondary] == [
         ("xdist-internal", "pytest-dev/pytest-xdist#714")
     ]
+
+
+def test_dead_worker_with_sigkill_and_no_oom_line_is_external_kill() -> None:
+    from forensics.analyze.logs import scan_lines
+    from forensics.analyze.logs.correlate import correlate
+
+    lines = [
+        "[gw1] node down: Not properly terminated",
+        "Replacing crashed slave gw1",  # pytest-xdist < 1.22 wording
+        "slave 'gw1' crashed while running 'tests/test_a.py::test_b'",
+        "##[error]Process completed with exit code 137.",
+    ]
+    (incident,) = correlate(scan_lines(lines, "x.log"))
+    assert (incident.cause, incident.signal, incident.worker, incident.test) == (
+        "external-kill",
+        "SIGKILL",
+        "gw1",
+        "tests/test_a.py::test_b",
+    )

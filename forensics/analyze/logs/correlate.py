@@ -206,7 +206,9 @@ def _hang_key(crash: _Crash, hung: dict[str, list[Stack]]) -> str | None:
     return None
 
 
-def _crash_incident(scan: LogScan, crash: _Crash, oom: list[KillEvent]) -> Incident:
+def _crash_incident(
+    scan: LogScan, crash: _Crash, oom: list[KillEvent], sigkill: list[KillEvent]
+) -> Incident:
     fault = crash.fault
     current = _current(fault) if fault else None
     # The crashing thread first: it is the one a reader needs.
@@ -224,6 +226,10 @@ def _crash_incident(scan: LogScan, crash: _Crash, oom: list[KillEvent]) -> Incid
         cause, confidence, signal = "oom-kill", "medium", "SIGKILL"
         what = "killed by the kernel OOM killer"
         evidence.extend(_ev(scan, k.line, k.excerpt) for k in oom[:3])
+    elif sigkill:
+        cause, confidence, signal = "external-kill", "medium", "SIGKILL"
+        what = "killed by SIGKILL (no OOM line in the log: a CI limit or another process)"
+        evidence.extend(_ev(scan, k.line, k.excerpt) for k in sigkill[:3])
     else:
         cause, confidence, signal = "native-crash", "low", None
         what = "died without Python teardown (no fault dump in the log, signal unknown)"
@@ -336,6 +342,7 @@ def correlate(scan: LogScan) -> list[Incident]:
     orphan_natives = _attach_natives(scan, crashes)
     hung = _hang_tests(scan)
     oom = [k for k in scan.kills if k.kind == "oom"]
+    sigkill = [k for k in scan.kills if k.kind != "oom" and k.signal == "SIGKILL"]
     incidents: list[Incident] = []
     crash_incidents: list[tuple[int, Incident]] = []
     for crash in crashes:
@@ -346,7 +353,7 @@ def correlate(scan: LogScan) -> list[Incident]:
             crash_incidents.append((crash.line, hang))  # a worker it took down can trip xdist
             incidents.append(hang)
             continue
-        incident = _crash_incident(scan, crash, oom)
+        incident = _crash_incident(scan, crash, oom, sigkill)
         crash_incidents.append((crash.line, incident))
         incidents.append(incident)
     for test, stacks in hung.items():

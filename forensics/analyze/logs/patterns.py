@@ -17,6 +17,7 @@ TRIGGER_PHRASES = (
     "node down",
     "crashed while running",
     "crashed worker",
+    "crashed slave",
     "INTERNALERROR",
     "xdist/",  # frames of an INTERNALERROR traceback pasted without their prefix
     # faulthandler / pytest faulthandler_timeout
@@ -83,8 +84,11 @@ GREP_PATTERN = "|".join(_ere(p) for p in TRIGGER_PHRASES)
 
 # --- pytest-xdist -------------------------------------------------------------------------
 NODE_DOWN = re.compile(r"(?:\[(?P<worker>gw\d+)\] )?node down: (?P<reason>.*)$")
-CRASHED_ITEM = re.compile(r"worker '(?P<worker>gw\d+)' crashed while running '(?P<test>[^']+)'")
-REPLACING = re.compile(r"replacing crashed worker (?P<worker>gw\d+)")
+# "slave" is what pytest-xdist < 1.22 called a worker.
+CRASHED_ITEM = re.compile(
+    r"(?:worker|slave) '(?P<worker>gw\d+)' crashed while running '(?P<test>[^']+)'"
+)
+REPLACING = re.compile(r"[Rr]eplacing crashed (?:worker|slave) (?P<worker>gw\d+)")
 MAX_CRASHED = re.compile(r"maximum crashed workers reached: (?P<count>\d+)")
 INTERNALERROR = re.compile(r"^INTERNALERROR> ?(?P<text>.*)$")
 EXC_LINE = re.compile(

@@ -251,7 +251,7 @@ class Scanner:
                     CrashedItem(match.group("worker"), match.group("test"), lineno, _cap(text)),
                 )
                 return
-        if "crashed worker" in text:
+        if "crashed worker" in text or "crashed slave" in text:
             rep = P.REPLACING.search(text)
             top = P.MAX_CRASHED.search(text)
             if rep or top:
