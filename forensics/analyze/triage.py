@@ -39,6 +39,8 @@ _INFRA_RE = re.compile(
     r"error sending request for url",
     re.IGNORECASE,
 )
+
+
 def analyze_bundle(path: Path) -> Triage:
     data = load_bundle(path)
     builder = _Builder(data)
