@@ -7,6 +7,7 @@ meaning without a new schema string.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -46,6 +47,18 @@ class Frame:
     native: bool = False
     # For native frames: the shared object the frame lives in, when known.
     library: str | None = None
+
+
+# Test-harness and tooling code on every stack of a test process: never the suspect, and in a
+# view it is dimmed so the test's own frames and the library it called stand out.
+_HARNESS = re.compile(
+    r"/(?:_pytest|pytest|pluggy|xdist|execnet|pytest_timeout|forensics|_distutils_hack)/"
+    r"|/pytest_[a-z_]+\.py$"
+)
+
+
+def is_harness_frame(frame: Frame) -> bool:
+    return not frame.native and bool(_HARNESS.search(frame.file or ""))
 
 
 @dataclass

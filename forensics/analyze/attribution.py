@@ -11,13 +11,8 @@ from __future__ import annotations
 import re
 
 from forensics.collect.nativelib import attribute_library
-from forensics.model import Frame, Incident
+from forensics.model import Frame, Incident, is_harness_frame
 
-# Harness and runtime pieces that sit on every stack and are never the suspect.
-_HARNESS = re.compile(
-    r"/(?:_pytest|pytest|pluggy|xdist|execnet|pytest_timeout|forensics|_distutils_hack)/"
-    r"|/pytest_[a-z_]+\.py$"
-)
 _SYSTEM_LIBS = re.compile(r"^(?:libc\.so|libpthread|ld-linux|libpython|libdl|libm\.so|python3)")
 _SITE = re.compile(r"/(?:site|dist)-packages/")
 
@@ -31,7 +26,7 @@ def _suspect_frame(frames: list[Frame]) -> str | None:
                 return lib
             continue
         path = frame.file or ""
-        if _SITE.search(path) and not _HARNESS.search(path):
+        if _SITE.search(path) and not is_harness_frame(frame):
             return path
     return None
 

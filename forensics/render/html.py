@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from forensics.model import Frame, Incident, ProcessTimeline, Triage
+from forensics.model import Frame, Incident, ProcessTimeline, Triage, is_harness_frame
 from forensics.redact import is_redacted
 from forensics.render.markdown import memory_facts, ordered_incidents, tail_excerpt
 from forensics.render.templates import render_report
@@ -44,6 +44,7 @@ class FrameView:
     native: bool
     library: str | None
     responsible: bool
+    harness: bool = False
 
 
 @dataclass
@@ -98,6 +99,7 @@ def _frame_view(frame: Frame, native_library: str | None) -> FrameView:
         native=frame.native,
         library=frame.library,
         responsible=_is_responsible(frame, native_library),
+        harness=is_harness_frame(frame),
     )
 
 
