@@ -77,6 +77,8 @@ def test_mutated_junit(seed: int, edits: int) -> None:
 
 def test_pathological_inputs() -> None:
     for data in (
+        # found by fuzzing: a mangled duration, an unknown XML encoding
+        b"========= 3 failed, 1 passed in 932.3.41s ==========\n",
         b"",
         b"\n" * 100_000,
         b"\xff\xfe\x00" * 50_000,
@@ -86,3 +88,5 @@ def test_pathological_inputs() -> None:
         b"+" * 30 + b" Timeout " + b"+" * 30 + b"\n" + b"  x\n" * 10_000,
     ):
         _analyze_bytes(data)
+    scan = scan_junit(io.BytesIO(b'<?xml version="1.0" encoding="uf-8"?><testsuite/>'), "j.xml")
+    assert scan.notes

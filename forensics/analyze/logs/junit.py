@@ -100,7 +100,8 @@ def scan_junit(stream: IO[bytes], source: str) -> LogScan:
         if prolog:
             parser.feed(prolog)
         parser.close()
-    except ET.ParseError as exc:
+    # LookupError: an unknown encoding in the XML declaration; ValueError covers UnicodeError.
+    except (ET.ParseError, LookupError, ValueError) as exc:
         scan.notes.append(f"{source}: JUnit XML is malformed ({exc}); read up to the error")
     scan.summary = Summary(counts, duration or None, 0)
     scan.lines = index

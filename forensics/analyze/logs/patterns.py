@@ -160,7 +160,7 @@ CI_TIMEOUT = re.compile(r"exceeded the maximum execution time|execution took lon
 # --- pytest reports -----------------------------------------------------------------------
 SUMMARY_ITEM = re.compile(r"(?P<n>\d+) (?P<what>failed|passed|skipped|errors?|xfailed|xpassed)")
 SUMMARY_LINE = re.compile(
-    r"^=+ (?P<body>(?:\d+ \w+(?:, )?)+.*?) in (?P<secs>[\d.]+)s(?: \([^)]*\))? =+$"
+    r"^=+ (?P<body>(?:\d+ \w+(?:, )?)+.*?) in (?P<secs>\d+(?:\.\d+)?)s(?: \([^)]*\))? =+$"
 )
 SHORT_RESULT = re.compile(
     r"^(?P<kind>FAILED|ERROR) (?P<test>\S+?::\S+|\S+\.py)(?: - (?P<msg>.*))?$"

@@ -154,7 +154,18 @@ class Scanner:
             self.scan.dropped += 1
 
     def feed(self, raw: str, lineno: int, prev: str | None = None) -> None:
-        """Parse one line.  ``prev`` (the raw line before it) dates silences before cancels."""
+        """Parse one line.  ``prev`` (the raw line before it) dates silences before cancels.
+
+        A line that matches a pattern but not its parser's expectations (a mangled number)
+        is noted and skipped: one bad line must not cost the rest of the log.
+        """
+        try:
+            self._feed(raw, lineno, prev)
+        except (ValueError, IndexError, OverflowError) as exc:
+            if len(self.scan.notes) < 20:
+                self.scan.notes.append(f"{self.scan.source}:{lineno}: line not understood ({exc})")
+
+    def _feed(self, raw: str, lineno: int, prev: str | None) -> None:
         self.scan.lines = max(self.scan.lines, lineno)
         text, worker = strip(raw)
         if self._block is not None:
