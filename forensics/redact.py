@@ -168,7 +168,8 @@ class Redactor:
     def for_run(cls, run_env: Mapping[str, str] | None = None) -> Redactor:
         """The run's environment (where known) merged with this process's: both may hold secrets."""
         merged = dict(os.environ)
-        merged.update(run_env or {})
+        # A manifest's placeholders must not hide the live value this process can still see.
+        merged.update({k: v for k, v in (run_env or {}).items() if not v.startswith("<redacted")})
         return cls.from_environ(merged, home=os.environ.get("HOME") or os.path.expanduser("~"))
 
     @classmethod

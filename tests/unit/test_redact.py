@@ -241,3 +241,10 @@ def test_planted_secrets_reach_no_view() -> None:
     manifest_env = json.dumps(Redactor.from_environ(env).env(env))
     assert "planted-env-secret-1" not in manifest_env
     assert "/home/alice" not in manifest_env
+
+
+def test_manifest_placeholders_do_not_hide_live_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    value = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", value)
+    redactor = Redactor.for_run({"AWS_SECRET_ACCESS_KEY": "<redacted>"})
+    assert value not in redactor.text(f"AssertionError: {value}")
