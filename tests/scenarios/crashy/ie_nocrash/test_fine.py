@@ -1,0 +1,6 @@
+def test_fine():
+    pass
+
+
+def test_also_fine():
+    pass

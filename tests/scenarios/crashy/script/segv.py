@@ -1,0 +1,8 @@
+import ctypes
+
+
+def crash_here():
+    ctypes.string_at(0)
+
+
+crash_here()
