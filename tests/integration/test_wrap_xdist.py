@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from forensics_testkit import PYTEST, WrapResult, clean_env, run, shell_status
 
 pytestmark = pytest.mark.slow
@@ -42,9 +41,7 @@ EXPECTED = {
 def mix(wrap_scenario: Callable[..., WrapResult]) -> WrapResult:
     result = wrap_scenario("xdist_mix", [*PYTEST, "-n", "4", "--dist", "load"])
     # Read now: the repro tests re-run these tests in the same directory.
-    result.extra["pids"] = {
-        p.name: int(p.read_text()) for p in (result.cwd / "pids").iterdir()
-    }
+    result.extra["pids"] = {p.name: int(p.read_text()) for p in (result.cwd / "pids").iterdir()}
     return result
 
 
