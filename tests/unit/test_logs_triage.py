@@ -178,6 +178,15 @@ def test_real_spliced_dumps_keep_their_signals() -> None:
     }
 
 
+def test_token_spliced_dumps_after_the_reports_pair_in_order() -> None:
+    # Real capture: stdout then stderr, and two dumps interleaved token by token.
+    triage = analyze_logs([str(LOGS / "real_xdist_token_spliced_stderr_last.log")])
+    assert {(i.worker, i.test, i.signal, i.confidence) for i in triage.incidents} == {
+        ("gw0", "test_boom.py::test_abort", "SIGABRT", "medium"),
+        ("gw1", "test_boom.py::test_segv", "SIGSEGV", "medium"),
+    }
+
+
 def test_interleaved_fault_dumps_go_to_their_own_workers() -> None:
     triage = analyze_logs([str(LOGS / "interleaved_two_segfaults.log")])
     pairs = {(i.worker, i.test, i.signal) for i in triage.incidents}

@@ -39,6 +39,7 @@ class _Crash:
     fault: FaultRecord | None = None
     natives: list[NativeAbort] = field(default_factory=list)
     hang: bool = False
+    paired_by_order: bool = False  # the fault dump was matched by position only
 
 
 def _ev(scan: LogScan, line: int, excerpt: str) -> Evidence:
@@ -151,6 +152,13 @@ def _collect_crashes(scan: LogScan) -> list[_Crash]:
         if later:
             later[0].fault = fault
             unclaimed.remove(fault)
+    # stderr printed after stdout (a log made of both files): the dumps come after every
+    # report. Workers die in the order xdist reports them, so pair the rest in order.
+    orphans = [c for c in crashes if c.fault is None and c.worker]
+    if unclaimed and orphans and all(f.line > c.line for f in unclaimed for c in orphans):
+        for fault, crash in zip(list(unclaimed), orphans, strict=False):
+            crash.fault, crash.paired_by_order = fault, True
+            unclaimed.remove(fault)
     for fault in unclaimed:  # a process outside xdist: the run itself, or a subprocess
         stack = _current(fault)
         test = fault.test or _test_from_frames(stack.frames if stack else [], scan.rootdir)
@@ -220,7 +228,8 @@ def _crash_incident(
     evidence = list(crash.evidence)
     if fault:
         evidence.insert(0, _ev(scan, fault.line, fault.excerpt))
-        cause, confidence, signal = "native-crash", "high", fault.signal
+        cause, signal = "native-crash", fault.signal
+        confidence = "medium" if crash.paired_by_order else "high"
         what = f"{fault.signal or 'fatal error'} (Fatal Python error: {fault.fatal})"
     elif oom:
         cause, confidence, signal = "oom-kill", "medium", "SIGKILL"

@@ -430,7 +430,11 @@ class Scanner:
             elif P.FATAL_MESSAGE.match(what) and "most recent call first" not in what:
                 signal = "SIGABRT"  # Py_FatalError() ends in abort()
             else:
-                what = ""  # two workers writing at once spliced this line; recover it later
+                # Two workers writing at once spliced this line: the reason may still be in
+                # it ("...gateway_base.pyAborted"), or come on a later line.
+                spliced = P.FATAL_NAME.search(what)
+                what = spliced.group(0) if spliced else ""
+                signal = FATAL_SIGNALS.get(what)
             lead = P.LEADING_NODEID.match(text)
             record = FaultRecord(
                 what or "unknown (output interleaved)",
