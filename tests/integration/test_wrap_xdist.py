@@ -159,7 +159,7 @@ def _env_with_path(bindir: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("nodeid", "expect"),
-    [(SEGV, 139), (TEARDOWN, 139), (ABORT, 134), (FORK, "failed")],
+    [(SEGV, 139), (TEARDOWN, 139), (ABORT, 134), (EXTKILL, 137), (FORK, "failed")],
 )
 def test_repro_reproduces_the_crash(mix: WrapResult, nodeid: str, expect: int | str) -> None:
     incident = mix.one(nodeid)
@@ -192,8 +192,10 @@ def test_fork_child_writes_its_own_fault_file(mix: WrapResult) -> None:
     assert parent != child
     parent_faults = mix.bundle / "faults" / f"{parent}.log"
     assert parent_faults.is_file()
-    assert "Segmentation fault" not in parent_faults.read_text(errors="replace")
-    assert "child_segv" not in parent_faults.read_text(errors="replace")
+    # (The worker may well crash later in a test of its own; the child's crash is not there.)
+    parent_text = parent_faults.read_text(errors="replace")
+    assert "child_segv" not in parent_text
+    assert "multiprocessing/process.py" not in parent_text
 
 
 def test_spawn_child_runs_the_agent(mix: WrapResult) -> None:
