@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
 from forensics import __version__
-from forensics.commands import analyze, bisect, report, stress, wrap
+
+# Command name -> module; a command's module is imported only when that command runs, so
+# `forensics wrap` does not pay for the analyzers', stress's and bisect's imports.
+COMMANDS = {
+    "wrap": "forensics.commands.wrap",
+    "report": "forensics.commands.report",
+    "analyze": "forensics.commands.analyze",
+    "stress": "forensics.commands.stress",
+    "bisect": "forensics.commands.bisect",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command: click.Command = importlib.import_module(module).command
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="forensics")
 def cli() -> None:
     """Crash forensics for Python test suites and worker pools."""
-
-
-cli.add_command(wrap.command)
-cli.add_command(report.command)
-cli.add_command(analyze.command)
-cli.add_command(stress.command)
-cli.add_command(bisect.command)
 
 
 def main() -> None:
