@@ -211,7 +211,7 @@ def test_spawn_child_runs_the_agent(mix: WrapResult) -> None:
 
 def test_loadscope_crash_is_attributed(scoped: WrapResult) -> None:
     crash = "test_scoped.py::TestCrashy::test_crash"
-    assert {i["test"] for i in scoped.incidents} == {crash}
+    assert {i["test"] for i in scoped.incidents} == {crash, CHILD_CRASH}
     incident = scoped.one(crash)
     assert (incident["cause"], incident["signal"], incident["phase"]) == (
         "native-crash",
@@ -224,4 +224,25 @@ def test_loadscope_crash_is_attributed(scoped: WrapResult) -> None:
         "test_scoped.py::TestCrashy::test_first",
         "test_scoped.py::TestCrashy::test_second",
     ]
-    assert scoped.triage["run"]["tests"]["passed"] == 22
+    assert scoped.triage["run"]["tests"]["passed"] == 23
+    assert scoped.triage["run"]["tests"]["failed"] == 2
+
+
+CHILD_CRASH = "test_child.py::test_fork_child_crash"
+
+
+def test_loadscope_child_crash_suspects_only_earlier_tests(scoped: WrapResult) -> None:
+    # The worker ran test_after_child after the test whose child crashed: not a suspect.
+    incident = scoped.one(CHILD_CRASH)
+    assert (incident["cause"], incident["signal"]) == ("native-crash", "SIGSEGV")
+    assert incident["extra"].get("in_child_process") is True
+    ran = next(
+        [t["test"] for t in tl["tests"]]
+        for tl in scoped.triage["timelines"]
+        if CHILD_CRASH in [t["test"] for t in tl["tests"]]
+    )
+    assert ran.index("test_child.py::test_after_child") > ran.index(CHILD_CRASH)
+    assert incident["prior_tests"] == ran[: ran.index(CHILD_CRASH)]
+    assert "test_after_child" not in incident["repro"]
+    proc = run(incident["repro"], scoped.cwd, shell=True, timeout=120)
+    assert proc.returncode == 1 and f"FAILED {CHILD_CRASH}" in proc.stdout, proc.stdout[-2000:]
