@@ -222,7 +222,9 @@ def _apply_breadcrumb(
     rec.has_agent = True
     if kind == "process-start":
         rec.ppid = rec.ppid or _int(raw.get("ppid"))
-        rec.argv = _strs(raw.get("argv")) or rec.argv
+        # The kernel's command line (from the supervisor) names the interpreter; sys.argv
+        # does not, and a repro built from it would not run.
+        rec.argv = rec.argv or _strs(raw.get("argv"))
         rec.executable = _str(raw.get("executable"))
         rec.cwd = _str(raw.get("cwd"))
         rec.start = rec.start or t

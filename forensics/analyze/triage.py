@@ -307,14 +307,16 @@ class _Builder:
             incident.extra["in_child_process"] = True
             parent = self.data.processes.get(rec.ppid or -1)
             if parent is not None and parent.role is not None:
-                prior = [t.nodeid for t in parent.tests]
-                if prior and prior[-1] == rec.parent_test:
-                    prior = prior[:-1]
-                incident.prior_tests = prior
-                incident.repro = _repro(parent, [*prior, rec.parent_test])
+                # Only what ran before the test that started the child: later tests are
+                # not suspects, and re-running them could crash for reasons of their own.
+                incident.prior_tests, incident.repro = self._prior_and_repro(
+                    parent, rec.parent_test
+                )
                 incident.phase = _phase_at(parent, rec.parent_test, rec.end)
         elif rec.role is None and rec.argv:
-            incident.repro = _shell_command(rec.cwd, rec.argv)
+            # argv[0] may be "python" from PATH; the agent knows which interpreter it was.
+            argv = [rec.executable, *rec.argv[1:]] if rec.executable else rec.argv
+            incident.repro = _shell_command(rec.cwd, argv)
         crash_test = self._crash_item_for(rec)
         if crash_test and incident.test is None:
             incident.test = crash_test
@@ -653,9 +655,16 @@ def _short_argv(argv: list[str]) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _quote(arg: str) -> str:
+    """shlex.quote, but a redacted home (``~/``) stays unquoted so the shell expands it."""
+    if arg.startswith("~/"):
+        return "~/" + shlex.quote(arg[2:])
+    return shlex.quote(arg)
+
+
 def _shell_command(cwd: str | None, argv: list[str]) -> str:
-    command = shlex.join(argv)
-    return f"cd {shlex.quote(cwd)} && {command}" if cwd else command
+    command = " ".join(_quote(arg) for arg in argv)
+    return f"cd {_quote(cwd)} && {command}" if cwd else command
 
 
 def _repro(rec: ProcessRecord, nodeids: list[str]) -> str | None:
