@@ -21,6 +21,8 @@ import termios
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from forensics.collect.proctree import children_of
+
 STATE_MEANINGS = {
     "R": "running",
     "S": "sleeping (interruptible)",
@@ -197,33 +199,6 @@ def _threads(pid: int, info: ProcInfo) -> None:
             )
         )
     info.thread_count = len(info.threads) or info.thread_count
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of *pid*.
-
-    ``/proc/PID/task/TID/children`` needs CONFIG_PROC_CHILDREN, which many kernels lack, so
-    fall back to scanning every process's parent.
-    """
-    kids: set[int] = set()
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-        for tid in tids:
-            kids.update(int(c) for c in _read(f"/proc/{pid}/task/{tid}/children").split())
-        return sorted(kids)
-    except OSError:
-        pass
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                raw = fh.read().decode("utf-8", "replace")
-            if _parse_stat(raw)[2] == pid:
-                kids.add(int(entry))
-        except (OSError, ValueError, IndexError):
-            continue
-    return sorted(kids)
 
 
 # --- pipes ----------------------------------------------------------------------------------

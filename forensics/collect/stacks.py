@@ -19,6 +19,7 @@ from typing import Any
 
 from forensics.analyze.faultparse import parse_fault_text
 from forensics.collect.procinfo import ProcInfo, read_proc, sigint_diagnosis
+from forensics.collect.proctree import descendants
 from forensics.collect.pyspy import PySpyResult, dump_pyspy
 from forensics.model import Stack
 
@@ -65,30 +66,6 @@ class EvidenceSet:
             "duration": self.duration,
             "processes": [p.to_dict() for p in self.processes],
         }
-
-
-def descendants(pids: list[int]) -> list[int]:
-    """*pids* and everything they started, parents before children, from one /proc scan."""
-    kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                raw = fh.read().decode("utf-8", "replace")
-            ppid = int(raw[raw.rindex(")") + 2 :].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        kids.setdefault(ppid, []).append(int(entry))
-    out: list[int] = []
-    queue = list(dict.fromkeys(pids))
-    while queue:
-        pid = queue.pop(0)
-        if pid in out:
-            continue
-        out.append(pid)
-        queue.extend(sorted(kids.get(pid, [])))
-    return out
 
 
 def _write_new(out_dir: Path, name: str, text: str) -> str | None:

@@ -8,7 +8,6 @@ only when a process's RSS moved noticeably, so a quiet 10-hour run writes little
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -16,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import psutil
+
+from forensics.collect.proctree import descendants
 
 # A journal record when RSS moved by this much since the last one written for that process...
 CHANGE_RATIO = 0.05
@@ -187,7 +188,7 @@ class MemorySampler:
     def _members(self) -> list[int]:
         if self._pids_source is not None:
             return list(self._pids_source())
-        return _tree_pids(self.root_pid)
+        return descendants([self.root_pid])
 
     def sample(self) -> None:
         """Take one sample of every process in the tree (the thread calls this every tick)."""
@@ -286,43 +287,3 @@ class MemorySampler:
             "tree": [[t, v] for t, v in self.total_timeline()],
             "processes": [p.to_dict() for p in self.snapshot().values()],
         }
-
-
-def _tree_pids(root: int) -> list[int]:
-    """*root* and its descendants, walking /proc/PID/task/TID/children.
-
-    psutil's children() reads /proc/*/stat of every process on the host to build a parent map
-    (~3.5 ms for 84 processes here, more on a busy CI host); the children files cost one read
-    per thread of the tree.  Without CONFIG_PROC_CHILDREN, fall back to psutil.
-    """
-    out = [root]
-    queue = [root]
-    while queue:
-        pid = queue.pop()
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
-                    kids = fh.read().split()
-            except FileNotFoundError:
-                if not os.path.exists(f"/proc/{pid}/task/{tid}"):
-                    continue  # the thread ended meanwhile
-                return _psutil_tree(root)
-            except OSError:
-                continue
-            for kid in kids:
-                child = int(kid)
-                out.append(child)
-                queue.append(child)
-    return out
-
-
-def _psutil_tree(root: int) -> list[int]:
-    try:
-        proc = psutil.Process(root)
-        return [root, *(c.pid for c in proc.children(recursive=True))]
-    except psutil.Error:
-        return []

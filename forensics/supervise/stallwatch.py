@@ -218,7 +218,9 @@ def take_evidence(
     return evidence
 
 
-def end_processes(sup: Supervisor, pids: list[int], reason: str) -> None:
+def end_processes(
+    sup: Supervisor, pids: list[int], reason: str, grace: float = TERM_GRACE_S
+) -> None:
     """SIGTERM, a grace period, then SIGKILL: children before parents get the same deadline."""
     procs = []
     for pid in pids:
@@ -226,17 +228,17 @@ def end_processes(sup: Supervisor, pids: list[int], reason: str) -> None:
             procs.append(psutil.Process(pid))
         except psutil.Error:
             continue
+    _send(sup, procs, signal.SIGTERM, reason)
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    if alive:
+        _send(sup, alive, signal.SIGKILL, reason)
+        psutil.wait_procs(alive, timeout=grace)
+
+
+def _send(sup: Supervisor, procs: list[psutil.Process], sig: signal.Signals, reason: str) -> None:
     for proc in procs:
         try:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(sig)
         except psutil.Error:
             continue
-    sup.event("signal-sent", signal="SIGTERM", pids=[p.pid for p in procs], reason=reason)
-    _, alive = psutil.wait_procs(procs, timeout=TERM_GRACE_S)
-    if alive:
-        for proc in alive:
-            try:
-                proc.send_signal(signal.SIGKILL)
-            except psutil.Error:
-                continue
-        sup.event("signal-sent", signal="SIGKILL", pids=[p.pid for p in alive], reason=reason)
+    sup.event("signal-sent", signal=sig.name, pids=[p.pid for p in procs], reason=reason)

@@ -33,11 +33,12 @@ from forensics.bundle import (
     open_append,
     write_json_atomic,
 )
+from forensics.collect.proctree import descendants, state_and_name
 from forensics.redact import Redactor
 from forensics.supervise import launch
 from forensics.supervise.memory import MemoryWatch
 from forensics.supervise.procevents import ProcEvent, ProcEventListener
-from forensics.supervise.stallwatch import StallWatch, take_evidence
+from forensics.supervise.stallwatch import StallWatch, end_processes, take_evidence
 
 TICK_S = 0.1
 TREE_SCAN_S = 0.5
@@ -178,30 +179,18 @@ class Supervisor:
         excluded = {os.getpid()}
         if self.watchdog is not None:
             excluded.add(self.watchdog.pid)
-        found: list[int] = []
         cgroup = self.memory.cgroup if self.memory is not None else None
-        children: list[psutil.Process] = []
         try:
-            if cgroup is not None:
-                # The cgroup also holds processes that double-forked out of our tree.
-                for pid in cgroup.pids():
-                    try:
-                        children.append(psutil.Process(pid))
-                    except psutil.Error:
-                        continue
-            else:
-                children = psutil.Process().children(recursive=True)
-        except (psutil.Error, OSError):
-            return found
-        for proc in children:
-            if proc.pid in excluded:
-                continue
-            try:
-                if proc.name() == "py-spy" or proc.status() == psutil.STATUS_ZOMBIE:
-                    continue
-            except psutil.Error:
-                continue
-            found.append(proc.pid)
+            # The cgroup also holds processes that double-forked out of our tree.
+            candidates = cgroup.pids() if cgroup is not None else descendants([os.getpid()])
+        except OSError:
+            candidates = descendants([os.getpid()])
+        found: list[int] = []
+        for pid in candidates:
+            facts = state_and_name(pid) if pid not in excluded else None
+            # Zombies are dead already; py-spy is one of our collectors, not the run.
+            if facts is not None and facts[0] != "Z" and facts[1] != "py-spy":
+                found.append(pid)
         return found
 
     def _scan_tree(self) -> None:
@@ -475,31 +464,8 @@ class Supervisor:
             return
         for pid in survivors:
             self.event("survivor", pid=pid, argv=self.redactor.argv(_cmdline(pid)))
-        procs = []
-        for pid in survivors:
-            try:
-                proc = psutil.Process(pid)
-                proc.terminate()
-                procs.append(proc)
-            except psutil.Error:
-                continue
-        _, alive = psutil.wait_procs(procs, timeout=1.0)
-        for proc in alive:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(alive, timeout=1.0)
-        self._reap_all()
-
-    def _reap_all(self) -> None:
-        for _ in range(50):
-            try:
-                pid, _status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        end_processes(self, survivors, reason="survivor", grace=1.0)
+        self._reap()
 
 
 def _cmdline(pid: int) -> list[str]:
