@@ -9,21 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 TRIAGE_SCHEMA = "forensics.triage/1"
 
-CAUSES = (
-    "native-crash",
-    "oom-kill",
-    "external-kill",
-    "unexpected-exit",
-    "hang",
-    "xdist-internal",
-    "python-exception",
-    "infrastructure",
-    "unknown",
-)
 Cause = Literal[
     "native-crash",
     "oom-kill",
@@ -35,6 +24,7 @@ Cause = Literal[
     "infrastructure",
     "unknown",
 ]
+CAUSES: tuple[str, ...] = get_args(Cause)
 Confidence = Literal["high", "medium", "low"]
 Phase = Literal["setup", "call", "teardown", "collect"]
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from forensics.bisect.render import FORMATS
+from forensics.commands.output import format_option
 
 
 @click.command("bisect", help=__doc__)
@@ -30,14 +31,7 @@ from forensics.bisect.render import FORMATS
     metavar="ID",
     help="Incident to bisect (default: the one with the most earlier tests).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("text", FORMATS, "Output format.")
 @click.option(
     "--repeat",
     type=click.IntRange(min=1),

@@ -16,14 +16,16 @@ from forensics.render import FORMATS, render
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def format_option(default: str) -> Callable[[F], F]:
+def format_option(
+    default: str, formats: tuple[str, ...] = FORMATS, help: str = "Output format."
+) -> Callable[[F], F]:
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(FORMATS),
+        type=click.Choice(formats),
         default=default,
         show_default=True,
-        help="Output format.",
+        help=help,
     )
 
 

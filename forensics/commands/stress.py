@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from forensics.commands.output import format_option
 from forensics.stress.render import FORMATS
 
 if TYPE_CHECKING:
@@ -54,14 +55,7 @@ if TYPE_CHECKING:
     metavar="S",
     help="Start no new iteration after S seconds.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="text",
-    show_default=True,
-    help="Output format (stdout).",
-)
+@format_option("text", FORMATS, "Output format (stdout).")
 @click.option(
     "--history",
     type=click.Path(path_type=Path, dir_okay=False),

@@ -7,9 +7,22 @@ from __future__ import annotations
 
 import json
 
-from forensics.model import Triage
+from forensics.model import Incident, Triage
 
 FORMATS = ("text", "json", "markdown", "html")
+
+
+def incident_facts(incident: Incident) -> list[tuple[str, object]]:
+    """The short facts every view shows under an incident's summary, those that are known."""
+    facts = [
+        ("worker", incident.worker),
+        ("pid", incident.pid),
+        ("signal", incident.signal),
+        ("exit", incident.exit_code),
+        ("phase", incident.phase),
+        ("library", incident.native_library),
+    ]
+    return [(label, value) for label, value in facts if value is not None]
 
 
 def render_json(triage: Triage) -> str:

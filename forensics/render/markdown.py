@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from forensics.model import Incident, Stack, Triage
 from forensics.redact import is_redacted
+from forensics.render import incident_facts
 
 GITHUB_BODY_LIMIT = 65536
 # Per-item caps: big enough to show a crash, small enough that many incidents still fit.
@@ -237,15 +238,7 @@ def _what_happened(triage: Triage, incidents: list[Incident]) -> Iterator[str]:
     for inc in incidents[:MAX_LISTED]:
         head = f"**{md_escape(inc.id)} {md_escape(inc.cause)}** ({md_escape(inc.confidence)})"
         yield f"- {head}: {md_escape(inc.summary[:MAX_COMMAND])}"
-        facts = [
-            ("worker", inc.worker),
-            ("pid", inc.pid),
-            ("signal", inc.signal),
-            ("exit", inc.exit_code),
-            ("phase", inc.phase),
-            ("library", inc.native_library),
-        ]
-        shown = ", ".join(f"{k} {code(str(v))}" for k, v in facts if v is not None)
+        shown = ", ".join(f"{k} {code(str(v))}" for k, v in incident_facts(inc))
         if shown:
             yield f"  - {shown}"
         if inc.test:

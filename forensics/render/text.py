@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from forensics.model import Incident, Triage
+from forensics.render import incident_facts
 
 
 def incident_line(incident: Incident) -> str:
@@ -41,15 +42,7 @@ def text_lines(triage: Triage, max_frames: int = 12) -> Iterator[str]:
         yield ""
         yield incident_line(incident)
         yield f"    confidence: {incident.confidence}"
-        facts = [
-            ("worker", incident.worker),
-            ("pid", incident.pid),
-            ("signal", incident.signal),
-            ("exit", incident.exit_code),
-            ("phase", incident.phase),
-            ("library", incident.native_library),
-        ]
-        shown = "  ".join(f"{k}={v}" for k, v in facts if v is not None)
+        shown = "  ".join(f"{k}={v}" for k, v in incident_facts(incident))
         if shown:
             yield f"    {shown}"
         if incident.test:
