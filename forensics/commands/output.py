@@ -61,11 +61,11 @@ def emit(
     if output is None:
         click.echo(text, nl=False)
         return
-    _write_file(output, text)
+    write_file(output, text)
     click.echo(f"forensics: wrote {output}", err=True)
 
 
-def _write_file(path: Path, text: str) -> None:
+def write_file(path: Path, text: str) -> None:
     """Write a report without following a symlink planted at its path."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)

@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from forensics.bundle import BundleError, create_bundle_dir
+from forensics.commands.output import write_file
 from forensics.errors import ForensicsError
 from forensics.supervise.supervisor import Supervisor, WrapOptions
 
@@ -120,7 +121,7 @@ def _summarize(path: Path) -> None:
 
     try:
         triage = Redactor.for_run(None).triage(analyze_bundle(path))
-        _write_report(path / "report.html", render_html(triage))
+        write_file(path / "report.html", render_html(triage))
         report_to_github(triage, stream=sys.stderr)
     except Exception as exc:  # the run's exit status matters more than the summary
         click.echo(f"forensics: could not analyze {path}: {type(exc).__name__}: {exc}", err=True)
@@ -138,9 +139,3 @@ def _summarize(path: Path) -> None:
         f"forensics report {shlex.quote(str(path))} --format text",
         err=True,
     )
-
-
-def _write_report(target: Path, text: str) -> None:
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
