@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -63,9 +63,6 @@ class WrapOptions:
     hang_timeout: float | None = None
     timeout: float | None = None
     interrupt_grace: float = DEFAULT_INTERRUPT_GRACE_S
-    # Called once the command has exited and the bundle is complete (the stall watch and
-    # memory collectors register here).
-    extensions: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -73,7 +70,6 @@ class _Proc:
     pid: int
     ppid: int | None
     argv: list[str]
-    exited: bool = False
 
 
 class Supervisor:
@@ -102,8 +98,6 @@ class Supervisor:
         self._on_tick: list[Callable[[Supervisor], None]] = []
         self._on_finish: list[Callable[[Supervisor], None]] = []
         self.memory: MemoryWatch | None = None
-        # Called before each escalation step (evidence collection before SIGTERM/SIGKILL).
-        self._escalation_hooks: list[Callable[[Supervisor], None]] = []
 
     # --- journal -----------------------------------------------------------------------------
 
@@ -115,9 +109,6 @@ class Supervisor:
 
     def add_finish(self, callback: Callable[[Supervisor], None]) -> None:
         self._on_finish.append(callback)
-
-    def add_escalation(self, callback: Callable[[Supervisor], None]) -> None:
-        self._escalation_hooks.append(callback)
 
     def _manifest(self, **end: Any) -> dict[str, Any]:
         return {
@@ -161,10 +152,6 @@ class Supervisor:
                     return
             self._note_process(event.pid, event.ppid, argv, "connector")
             return
-        with self._procs_lock:
-            proc = self.procs.get(event.pid)
-            if proc is not None:
-                proc.exited = True
         self.event(
             "proc-exit",
             pid=event.pid,
