@@ -35,6 +35,20 @@ ENV_PARENT_WORKER = "FORENSICS_PARENT_WORKER"
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+def running_phase(ended: dict[str, str]) -> str:
+    """The phase a test is in, from the outcomes of the phases it has finished.
+
+    The agent writes a record when a phase ends, not when it starts (one write per phase is
+    what it costs the user's run); pytest's order gives the rest: setup, then call only when
+    setup passed, then teardown.
+    """
+    if "call" in ended or "teardown" in ended:
+        return "teardown"
+    if "setup" in ended:
+        return "call" if ended["setup"] == "passed" else "teardown"
+    return "setup"
+
+
 class BundleError(Exception):
     """A bundle that cannot be created or read."""
 

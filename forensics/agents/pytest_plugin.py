@@ -138,26 +138,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         os.environ.pop(ENV_PARENT_TEST, None)
 
 
-def _phase_wrapper(item: pytest.Item, phase: str) -> Any:
-    if _active(item.config):
-        bootstrap.record("phase-start", nodeid=item.nodeid, phase=phase)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    _phase_wrapper(item, "setup")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_call(item: pytest.Item) -> None:
-    _phase_wrapper(item, "call")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    _phase_wrapper(item, "teardown")
-
-
 def _failure_message(report: pytest.TestReport) -> str | None:
     if not report.failed:
         return None

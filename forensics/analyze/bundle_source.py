@@ -20,6 +20,7 @@ from forensics.bundle import (
     check_bundle,
     read_jsonl,
     read_manifest,
+    running_phase,
 )
 
 MAX_FAULT_BYTES = 4 * 1024 * 1024
@@ -34,12 +35,16 @@ class TestRun:
     rss_end: int | None = None
     # phase -> outcome, from the process's own reports.
     phases: dict[str, str] = field(default_factory=dict)
-    open_phase: str | None = None
     messages: list[str] = field(default_factory=list)
     location: tuple[str, int] | None = None
     # pytest-timeout's timer for this test, when one was armed.
     timeout: float | None = None
     timeout_method: str | None = None
+
+    @property
+    def open_phase(self) -> str | None:
+        """The phase the test was in when its process stopped writing; None once it ended."""
+        return None if self.end is not None else running_phase(self.phases)
 
 
 @dataclass
@@ -240,18 +245,12 @@ def _apply_breadcrumb(
         nodeid = _str(raw.get("nodeid"))
         if nodeid:
             rec.tests.append(TestRun(nodeid=nodeid, start=t, rss_start=_int(raw.get("rss"))))
-    elif kind == "phase-start":
-        test = rec.open_test
-        if test is not None and test.nodeid == raw.get("nodeid"):
-            test.open_phase = _str(raw.get("phase"))
     elif kind == "phase-end":
         test = rec.tests[-1] if rec.tests else None
         if test is not None and test.nodeid == raw.get("nodeid"):
             phase, outcome = _str(raw.get("phase")), _str(raw.get("outcome"))
             if phase and outcome:
                 test.phases[phase] = outcome
-                if test.open_phase == phase:
-                    test.open_phase = None
             message = _str(raw.get("message"))
             if message:
                 test.messages.append(message)
@@ -265,7 +264,6 @@ def _apply_breadcrumb(
         if test is not None and test.nodeid == raw.get("nodeid"):
             test.end = t
             test.rss_end = _int(raw.get("rss"))
-            test.open_phase = None
     elif kind == "timeout-armed":
         test = rec.open_test
         if test is not None and test.nodeid == raw.get("nodeid"):

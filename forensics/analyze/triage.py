@@ -293,7 +293,7 @@ class _Builder:
     def _attach_test(self, incident: Incident, rec: ProcessRecord, test: TestRun | None) -> None:
         if test is not None:
             incident.test = test.nodeid
-            incident.phase = test.open_phase or _last_phase(test)
+            incident.phase = test.open_phase
             incident.prior_tests = [t.nodeid for t in rec.tests[:-1]]
             incident.repro = _repro(rec, [*incident.prior_tests, test.nodeid])
         elif rec.open_collect is not None:
@@ -620,14 +620,6 @@ def _outcome(test: TestRun) -> str | None:
     for phase, outcome in test.phases.items():
         result = _combine(result, phase, outcome)
     return result
-
-
-def _last_phase(test: TestRun) -> str | None:
-    for phase in ("teardown", "call", "setup"):
-        if phase in test.phases:
-            # It finished that phase and died before the next one started.
-            return {"setup": "call", "call": "teardown", "teardown": "teardown"}[phase]
-    return "setup"
 
 
 def _phase_at(parent: ProcessRecord, nodeid: str, when: float | None) -> str | None:

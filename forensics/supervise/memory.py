@@ -101,7 +101,8 @@ class MemoryWatch:
             run = self.cgroup.read().to_dict()
             write_json_atomic(system / "cgroup.json", {"run": run, "chain": self._chain})
         if self.kernel is not None:
-            time.sleep(KERNEL_SETTLE_S)
+            if sup.saw_sigkill:
+                time.sleep(KERNEL_SETTLE_S)
             self._read_kernel()
             self._write_kernel(system)
             self.kernel.close()

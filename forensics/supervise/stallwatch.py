@@ -15,14 +15,14 @@ import shlex
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from forensics.agents.bootstrap import DUMP_SIGNAL
-from forensics.bundle import FAULTS_DIR, STACKS_DIR, WORKERS_DIR
+from forensics.bundle import FAULTS_DIR, STACKS_DIR, WORKERS_DIR, running_phase
 from forensics.collect.stacks import EvidenceSet, collect_evidence
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ SCAN_S = 0.5
 TERM_GRACE_S = 3.0
 _PROGRESS_KINDS = {
     "test-start",
-    "phase-start",
     "phase-end",
     "test-end",
     "collect-start",
@@ -46,7 +45,8 @@ class _Worker:
     pid: int
     worker: str | None = None
     test: str | None = None
-    phase: str | None = None
+    # Outcomes of the phases the current test has finished.
+    ended: dict[str, str] = field(default_factory=dict)
     last_progress: float = 0.0
     stalled: bool = False
 
@@ -143,12 +143,13 @@ class StallWatch:
         elif kind == "test-start":
             test = record.get("nodeid")
             state.test = test if isinstance(test, str) else None
-            state.phase = None
-        elif kind == "phase-start":
-            phase = record.get("phase")
-            state.phase = phase if isinstance(phase, str) else None
+            state.ended = {}
+        elif kind == "phase-end":
+            phase, outcome = record.get("phase"), record.get("outcome")
+            if isinstance(phase, str) and isinstance(outcome, str):
+                state.ended[phase] = outcome
         elif kind == "test-end":
-            state.test, state.phase = None, None
+            state.test, state.ended = None, {}
 
     def _handle_stall(self, state: _Worker, idle: float) -> None:
         sup = self.sup
@@ -157,7 +158,7 @@ class StallWatch:
             pid=state.pid,
             worker=state.worker,
             test=state.test,
-            phase=state.phase,
+            phase=running_phase(state.ended),
             idle_s=round(idle, 3),
             limit_s=self.hang_timeout,
             reason="hang-timeout",

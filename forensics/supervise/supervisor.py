@@ -98,6 +98,9 @@ class Supervisor:
         self._on_tick: list[Callable[[Supervisor], None]] = []
         self._on_finish: list[Callable[[Supervisor], None]] = []
         self.memory: MemoryWatch | None = None
+        # A SIGKILL death may be the OOM killer's: its kernel report is then worth waiting for.
+        self.saw_sigkill = False
+        self._command_exit_seen = threading.Event()
 
     # --- journal -----------------------------------------------------------------------------
 
@@ -160,6 +163,10 @@ class Supervisor:
             core_dumped=event.core_dumped,
             source="connector",
         )
+        if event.signal == signal.SIGKILL:
+            self.saw_sigkill = True
+        if self.child is not None and event.pid == self.child.pid:
+            self._command_exit_seen.set()
 
     def run_pids(self) -> list[int]:
         """Live processes of the run: the command, its descendants and adopted orphans."""
@@ -204,6 +211,8 @@ class Supervisor:
                 self.watchdog.returncode = os.waitstatus_to_exitcode(status)
                 continue
             code = os.waitstatus_to_exitcode(status)
+            if code == -signal.SIGKILL:
+                self.saw_sigkill = True
             if pid == self.child.pid:
                 self._child_status = code
                 self.child.returncode = code
@@ -421,8 +430,9 @@ class Supervisor:
                     reason=f"{type(exc).__name__}: {exc}",
                 )
         if self.listener is not None:
-            # Let the last exit events of the run arrive before we stop listening.
-            time.sleep(0.2)
+            # The command's own exit is the run's last event; wait until the connector has
+            # delivered it, so no worker's exit is missed.
+            self._command_exit_seen.wait(timeout=0.5)
             self.listener.stop()
         if self.memory is not None:
             self.memory.cleanup()

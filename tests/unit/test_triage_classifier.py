@@ -76,7 +76,6 @@ class Bundle:
     def passed(self, pid: int, nodeid: str, worker: str | None = None) -> None:
         self.crumb(pid, "test-start", nodeid=nodeid, rss=1000)
         for phase in ("setup", "call", "teardown"):
-            self.crumb(pid, "phase-start", nodeid=nodeid, phase=phase)
             self.crumb(pid, "phase-end", nodeid=nodeid, phase=phase, outcome="passed")
             self.crumb(
                 CONTROLLER, "report", nodeid=nodeid, phase=phase, outcome="passed", worker=worker
@@ -85,9 +84,7 @@ class Bundle:
 
     def failed(self, pid: int, nodeid: str, message: str, worker: str | None = None) -> None:
         self.crumb(pid, "test-start", nodeid=nodeid)
-        self.crumb(pid, "phase-start", nodeid=nodeid, phase="setup")
         self.crumb(pid, "phase-end", nodeid=nodeid, phase="setup", outcome="passed")
-        self.crumb(pid, "phase-start", nodeid=nodeid, phase="call")
         self.crumb(
             pid,
             "phase-end",
@@ -106,7 +103,6 @@ class Bundle:
             worker=worker,
             message=message,
         )
-        self.crumb(pid, "phase-start", nodeid=nodeid, phase="teardown")
         self.crumb(pid, "phase-end", nodeid=nodeid, phase="teardown", outcome="passed")
         self.crumb(pid, "test-end", nodeid=nodeid)
 
@@ -114,15 +110,12 @@ class Bundle:
         self, pid: int, nodeid: str, phase: str = "call", worker: str | None = None
     ) -> None:
         self.crumb(pid, "test-start", nodeid=nodeid)
-        self.crumb(pid, "phase-start", nodeid=nodeid, phase="setup")
         self.crumb(pid, "phase-end", nodeid=nodeid, phase="setup", outcome="passed")
         self.crumb(
             CONTROLLER, "report", nodeid=nodeid, phase="setup", outcome="passed", worker=worker
         )
         if phase == "teardown":
-            self.crumb(pid, "phase-start", nodeid=nodeid, phase="call")
             self.crumb(pid, "phase-end", nodeid=nodeid, phase="call", outcome="passed")
-        self.crumb(pid, "phase-start", nodeid=nodeid, phase=phase)
 
     def exit(self, pid: int, *, code: int | None = None, sig: str | None = None) -> None:
         self.event("proc-exit", self.t, pid=pid, exit_code=code, signal=sig, source="connector")
@@ -310,7 +303,6 @@ def test_failed_tests_are_python_exceptions_or_infrastructure(
 def test_child_process_crash_blames_the_test_and_its_failure_is_secondary(xdist: Bundle) -> None:
     xdist.passed(GW0, "t.py::test_before", "gw0")
     xdist.crumb(GW0, "test-start", nodeid="t.py::test_pool")
-    xdist.crumb(GW0, "phase-start", nodeid="t.py::test_pool", phase="call")
     xdist.event("proc-start", xdist.t, pid=CHILD, ppid=GW0, argv=["python", "-c"])
     xdist.crumb(
         CHILD,
