@@ -156,7 +156,7 @@ def human_bytes(n: float) -> str:
 
 def memory_facts(inc: Incident) -> list[str]:
     """The OOM evidence a reader needs: how close to the limit, and which tests grew memory."""
-    memory = inc.extra.get("memory")
+    memory = inc.memory
     if not isinstance(memory, dict):
         return []
     facts = []

@@ -134,3 +134,18 @@ def test_leak_across_tests_kills_pytest_itself(limited_cgroup: Path, tmp_path: P
         assert growth[f"test_leak.py::test_leak_{i}"] >= 40 * 2**20
     assert "test_leak.py::test_fine" not in growth
     assert incident["memory"]["peak_rss_bytes"] > 300 * 2**20
+    markdown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "forensics",
+            "report",
+            str(tmp_path / "bundle"),
+            "--format",
+            "markdown",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "peak RSS" in markdown and "test_leak_0" in markdown

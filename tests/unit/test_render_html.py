@@ -148,15 +148,13 @@ def sample_triage() -> Triage:
         ],
         repro="pytest tests/test_join.py::test_small_join tests/test_join.py::test_big_join",
         time=timelines[5].end,
-        extra={
-            "memory": {
-                "limit_bytes": 2 * 1024**3,
-                "peak_rss_bytes": 1_990_000_000,
-                "top_growth": [
-                    {"test": "tests/test_join.py::test_big_join", "rss_delta_bytes": 1_400_000_000},
-                    {"test": "tests/test_join.py::test_small_join", "rss_delta_bytes": 90_000_000},
-                ],
-            }
+        memory={
+            "limit_bytes": 2 * 1024**3,
+            "peak_rss_bytes": 1_990_000_000,
+            "top_growth": [
+                {"test": "tests/test_join.py::test_big_join", "rss_delta_bytes": 1_400_000_000},
+                {"test": "tests/test_join.py::test_small_join", "rss_delta_bytes": 90_000_000},
+            ],
         },
     )
     hang_stacks = [
