@@ -257,7 +257,7 @@ class _Builder:
         return {
             "limit_bytes": limit if isinstance(limit, int) else None,
             "peak_rss_bytes": peak,
-            "top_growth": [g for g in growth if int(g["rss_delta_bytes"]) > 0][:10],  # type: ignore[call-overload]
+            "top_growth": [g for g in growth if int(g["rss_delta_bytes"]) >= _GROWTH_NOISE][:10],  # type: ignore[call-overload]
             "constraint": kill.get("constraint"),
         }
 
@@ -669,6 +669,10 @@ def _repro(rec: ProcessRecord, nodeids: list[str]) -> str | None:
         args += ["-n", "0"]
     args += nodeids
     return _shell_command(rec.rootdir or rec.cwd, args)
+
+
+# RSS moves by a few pages in any test (allocator arenas, caches): growth below this is noise.
+_GROWTH_NOISE = 1024 * 1024
 
 
 def _oom_kills(data: BundleData) -> dict[int, dict[str, Any]]:
