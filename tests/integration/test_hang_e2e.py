@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from forensics_testkit import clean_env, report_json
 
 pytestmark = pytest.mark.slow
 
@@ -59,20 +59,9 @@ def _wrap(tmp: Path, *args: str, env: dict[str, str] | None = None, timeout: flo
     bundle = tmp / "bundle"
     cmd = [sys.executable, "-m", "forensics", "wrap", "--bundle", str(bundle), *args]
     proc = subprocess.run(
-        cmd, cwd=tmp, capture_output=True, text=True, timeout=timeout, env=env or os.environ.copy()
+        cmd, cwd=tmp, capture_output=True, text=True, timeout=timeout, env=env or clean_env()
     )
     return proc, bundle
-
-
-def _triage(bundle: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "forensics", "report", str(bundle), "--format", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    data: dict[str, Any] = json.loads(out.stdout)
-    return data
 
 
 def _pytest(*args: str) -> list[str]:
@@ -94,7 +83,7 @@ def hung_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, A
     (tmp / "test_hangs.py").write_text(HANGS)
     started = time.monotonic()
     proc, bundle = _wrap(tmp, "--hang-timeout", "4", *_pytest("-n", "2", "test_hangs.py"))
-    return proc, _triage(bundle), time.monotonic() - started
+    return proc, report_json(bundle), time.monotonic() - started
 
 
 def _incident(triage: dict[str, Any], test: str) -> dict[str, Any]:
@@ -187,7 +176,7 @@ def test_ctrl_c_that_does_nothing_is_explained(tmp_path: Path, kind: str, functi
     finally:
         if wrap.poll() is None:
             wrap.kill()
-    triage = _triage(bundle)
+    triage = report_json(bundle)
     [incident] = triage["incidents"]
     assert incident["cause"] == "hang"
     assert "SIGINT" in incident["summary"] and kind in incident["summary"]
@@ -205,7 +194,7 @@ def test_pytest_timeout_thread_method_is_a_hang(tmp_path: Path) -> None:
         tmp_path, *_pytest("-n", "2", "--timeout", "5", "--timeout-method=thread", "test_spin.py")
     )
     assert proc.returncode == 1
-    [incident] = _triage(bundle)["incidents"]
+    [incident] = report_json(bundle)["incidents"]
     assert incident["cause"] == "hang", incident["summary"]
     assert incident["test"] == "test_spin.py::test_spin"
     assert "spin_forever" in _names(incident)
@@ -223,7 +212,7 @@ def test_ptrace_denied_falls_back_to_faulthandler(tmp_path: Path) -> None:
     )
     py_spy = shutil.which("py-spy")
     assert py_spy is not None
-    env = os.environ.copy()
+    env = clean_env()
     # Without CAP_SYS_PTRACE py-spy may not attach to a target with more capabilities than it:
     # the same refusal a container without SYS_PTRACE gives.
     env["FORENSICS_PY_SPY"] = f"setpriv --bounding-set=-sys_ptrace --inh-caps=-sys_ptrace {py_spy}"
@@ -231,7 +220,7 @@ def test_ptrace_denied_falls_back_to_faulthandler(tmp_path: Path) -> None:
         tmp_path, "--hang-timeout", "3", *_pytest("-n", "2", "test_wait.py"), env=env
     )
     assert proc.returncode == 1
-    [incident] = _triage(bundle)["incidents"]
+    [incident] = report_json(bundle)["incidents"]
     assert incident["cause"] == "hang"
     assert "wait_forever" in _names(incident)
     explained = " ".join(e["excerpt"] for e in incident["evidence"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from forensics_testkit import clean_env, report_json
 
 from forensics.collect.cgroups import current_cgroup
 
@@ -77,15 +77,14 @@ def _wrap_in(cgroup: Path, tmp: Path, *pytest_args: str) -> tuple[int, dict[str,
     ]
     script = f'echo $$ > {cgroup}/cgroup.procs && exec "$@"'
     proc = subprocess.run(
-        ["sh", "-c", script, "sh", *inner], cwd=tmp, capture_output=True, text=True, timeout=180
-    )
-    report = subprocess.run(
-        [sys.executable, "-m", "forensics", "report", str(bundle), "--format", "json"],
+        ["sh", "-c", script, "sh", *inner],
+        cwd=tmp,
         capture_output=True,
         text=True,
-        check=True,
+        timeout=180,
+        env=clean_env(),
     )
-    return proc.returncode, json.loads(report.stdout)
+    return proc.returncode, report_json(bundle)
 
 
 def test_xdist_worker_past_the_limit_is_an_oom_kill(limited_cgroup: Path, tmp_path: Path) -> None:

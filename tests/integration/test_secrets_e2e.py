@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from forensics_testkit import clean_env
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +44,7 @@ SUITE = textwrap.dedent(
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("secrets")
     (tmp / "test_secrets.py").write_text(SUITE)
-    env = os.environ.copy()
-    env.update(GITHUB_TOKEN=GITHUB, AWS_SECRET_ACCESS_KEY=AWS, MY_SERVICE_SECRET=CUSTOM)
+    env = clean_env(GITHUB_TOKEN=GITHUB, AWS_SECRET_ACCESS_KEY=AWS, MY_SERVICE_SECRET=CUSTOM)
     env.pop("GITHUB_STEP_SUMMARY", None)
     bundle = tmp / "bundle"
     subprocess.run(
@@ -99,7 +98,7 @@ def _views(bundle: Path, env: dict[str, str] | None = None) -> dict[str, str]:
             ],
             capture_output=True,
             text=True,
-            env=env or os.environ.copy(),
+            env=env or clean_env(),
             check=True,
         )
         assert out.returncode == 0
@@ -110,8 +109,7 @@ def _views(bundle: Path, env: dict[str, str] | None = None) -> dict[str, str]:
 @pytest.mark.parametrize("secret", [GITHUB, AWS, CUSTOM, PASSWORD])
 def test_no_view_carries_a_secret(run: Path, secret: str) -> None:
     # Reports made later, in the same job, where the run's environment is still set.
-    env = os.environ.copy()
-    env.update(GITHUB_TOKEN=GITHUB, AWS_SECRET_ACCESS_KEY=AWS, MY_SERVICE_SECRET=CUSTOM)
+    env = clean_env(GITHUB_TOKEN=GITHUB, AWS_SECRET_ACCESS_KEY=AWS, MY_SERVICE_SECRET=CUSTOM)
     for name, text in _views(run, env).items():
         assert secret not in text, f"{secret[:8]}... leaked into {name}"
 
