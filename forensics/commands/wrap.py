@@ -21,7 +21,7 @@ import click
 from forensics.bundle import BundleError, create_bundle_dir
 from forensics.commands.output import write_file
 from forensics.errors import ForensicsError
-from forensics.supervise.supervisor import Supervisor, WrapOptions
+from forensics.supervise.supervisor import CommandNotRunnable, Supervisor, WrapOptions
 
 # pytest-timeout's users typically allow a test minutes; a CI job an hour or more.
 DEFAULT_HANG_TIMEOUT = 300.0
@@ -99,10 +99,9 @@ def command(
     supervisor = Supervisor(options)
     try:
         status = supervisor.run()
-    except FileNotFoundError as exc:
-        raise ForensicsError(f"cannot run {argv[0]!r}: {exc.strerror}; check the command") from exc
-    except PermissionError as exc:
-        raise ForensicsError(f"cannot run {argv[0]!r}: {exc.strerror}") from exc
+    except CommandNotRunnable as exc:
+        click.echo(f"forensics: error: {exc}; check the command", err=True)
+        sys.exit(exc.status)
     _summarize(path)
     sys.exit(status)
 

@@ -56,6 +56,12 @@ def signal_name(number: int | None) -> str | None:
         return f"SIG{number}"
 
 
+class CommandNotRunnable(Exception):
+    def __init__(self, command: str, error: OSError, status: int) -> None:
+        super().__init__(f"cannot run {command!r}: {error.strerror}")
+        self.status = status
+
+
 @dataclass
 class WrapOptions:
     argv: list[str]
@@ -331,8 +337,10 @@ class Supervisor:
             try:
                 self.child = launch.start_child(opts.argv, env, self.memory.child_setup)
             except OSError as exc:
-                self.event("run-end", exit_status=127, error=exc.strerror)
-                raise
+                # As a shell does: 127 when the command is not found, 126 when it cannot run.
+                status = 127 if isinstance(exc, FileNotFoundError) else 126
+                self._abandon_start(status, exc)
+                raise CommandNotRunnable(opts.argv[0], exc, status) from exc
             if self.listener is not None:
                 self.listener.track(self.child.pid)
             self._note_process(self.child.pid, os.getpid(), list(opts.argv), "launch")
@@ -359,6 +367,19 @@ class Supervisor:
                 signal.signal(sig, handler)
         self._finish(status)
         return launch.exit_status(status)
+
+    def _abandon_start(self, status: int, exc: OSError) -> None:
+        """The command never started: release what was set up for it, keep the record."""
+        self.event("run-end", exit_status=status, error=exc.strerror)
+        if self.listener is not None:
+            self.listener.stop()
+        if self.memory is not None:
+            self.memory.cleanup()
+        write_json_atomic(
+            self.bundle / MANIFEST,
+            self._manifest(end=time.time(), exit_status=status, ended_by="not started"),
+        )
+        self.events.close()
 
     def _open_listener(self) -> None:
         listener = ProcEventListener(self._on_proc_event)
