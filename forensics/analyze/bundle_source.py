@@ -155,7 +155,7 @@ def load_bundle(path: Path) -> BundleData:
     workers_dir = path / WORKERS_DIR
     journal_files = sorted(workers_dir.glob("*.jsonl")) if workers_dir.is_dir() else []
     for journal in journal_files:
-        stem_pid = int(journal.stem) if journal.stem.isdigit() else None
+        stem_pid = int(journal.stem) if journal.stem.isdecimal() else None
         for rec_raw in read_jsonl(journal):
             pid = _int(rec_raw.get("pid")) or stem_pid
             if pid is None:
@@ -165,7 +165,7 @@ def load_bundle(path: Path) -> BundleData:
     faults_dir = path / FAULTS_DIR
     if faults_dir.is_dir():
         for fault in sorted(faults_dir.glob("*.log")):
-            if not fault.stem.isdigit() or fault.is_symlink():
+            if not fault.stem.isdecimal() or fault.is_symlink():
                 continue
             try:
                 with open(fault, "rb") as fh:

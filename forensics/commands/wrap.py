@@ -68,6 +68,12 @@ def _default_bundle() -> Path:
     show_default=True,
     help="After Ctrl-C or SIGTERM, how long the command gets to exit by itself.",
 )
+@click.option(
+    "--foreground",
+    is_flag=True,
+    help="Give the command the terminal, so it can read it (pdb, input()). Ctrl-C "
+    "then goes to the command directly, and forensics cannot diagnose an ignored one.",
+)
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
 def command(
     bundle: Path | None,
@@ -75,6 +81,7 @@ def command(
     hang_timeout: float | None,
     timeout: float | None,
     interrupt_grace: float,
+    foreground: bool,
     argv: tuple[str, ...],
 ) -> None:
     if not argv:
@@ -95,6 +102,7 @@ def command(
         hang_timeout=hang_timeout or None,
         timeout=timeout or None,
         interrupt_grace=interrupt_grace,
+        foreground=foreground,
     )
     supervisor = Supervisor(options)
     try:

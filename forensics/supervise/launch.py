@@ -59,17 +59,41 @@ def child_environment(base: Mapping[str, str], bundle: Path, run_id: str) -> dic
 
 
 def start_child(
-    argv: Sequence[str], env: Mapping[str, str], setup: Callable[[], None] | None = None
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    setup: Callable[[], None] | None = None,
+    *,
+    stdin_devnull: bool = False,
 ) -> subprocess.Popen[bytes]:
     parent = os.getpid()
     return subprocess.Popen(
         list(argv),
         env=dict(env),
+        stdin=subprocess.DEVNULL if stdin_devnull else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         preexec_fn=lambda: _child_setup(parent, setup),
         close_fds=True,
     )
+
+
+def terminal_in_foreground() -> bool:
+    """Whether stdin is a terminal whose foreground process group is ours."""
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def give_terminal(pgid: int) -> None:
+    """Make *pgid* the terminal's foreground group (SIGTTOU would stop a background caller)."""
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(0, pgid)
+    except OSError:
+        pass
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
 
 
 def start_watchdog(run_id: str, pgid: int, cgroup_procs: str | None) -> subprocess.Popen[bytes]:

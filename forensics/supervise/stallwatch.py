@@ -23,6 +23,7 @@ import psutil
 
 from forensics.agents.bootstrap import DUMP_SIGNAL
 from forensics.bundle import FAULTS_DIR, STACKS_DIR, WORKERS_DIR, running_phase
+from forensics.collect.proctree import state_and_name
 from forensics.collect.stacks import EvidenceSet, collect_evidence
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class BreadcrumbTail:
             return found
         for name in names:
             stem = name.removesuffix(".jsonl")
-            if not stem.isdigit():
+            if not stem.isdecimal():
                 continue
             path = self.directory / name
             try:
@@ -222,24 +223,34 @@ def take_evidence(
 def end_processes(
     sup: Supervisor, pids: list[int], reason: str, grace: float = TERM_GRACE_S
 ) -> None:
-    """SIGTERM, a grace period, then SIGKILL: children before parents get the same deadline."""
-    procs = []
-    for pid in pids:
-        try:
-            procs.append(psutil.Process(pid))
-        except psutil.Error:
-            continue
-    _send(sup, procs, signal.SIGTERM, reason)
-    _, alive = psutil.wait_procs(procs, timeout=grace)
+    """SIGTERM, a grace period, then SIGKILL: children before parents get the same deadline.
+
+    Waits by looking, never by waitpid: the supervisor's loop alone reaps its children, and
+    a status collected here would be lost to it.
+    """
+    _send(sup, pids, signal.SIGTERM, reason)
+    alive = _wait_gone(pids, grace)
     if alive:
         _send(sup, alive, signal.SIGKILL, reason)
-        psutil.wait_procs(alive, timeout=grace)
+        _wait_gone(alive, grace)
 
 
-def _send(sup: Supervisor, procs: list[psutil.Process], sig: signal.Signals, reason: str) -> None:
-    for proc in procs:
+def _wait_gone(pids: list[int], timeout: float) -> list[int]:
+    """The pids still running after *timeout* (a zombie has ended: it only awaits its reaper)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [p for p in pids if (facts := state_and_name(p)) is not None and facts[0] != "Z"]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _send(sup: Supervisor, pids: list[int], sig: signal.Signals, reason: str) -> None:
+    sent = []
+    for pid in pids:
         try:
-            proc.send_signal(sig)
-        except psutil.Error:
+            os.kill(pid, sig)
+            sent.append(pid)
+        except OSError:
             continue
-    sup.event("signal-sent", signal=sig.name, pids=[p.pid for p in procs], reason=reason)
+    sup.event("signal-sent", signal=sig.name, pids=sent, reason=reason)

@@ -33,7 +33,7 @@ from forensics.bundle import (
     open_append,
     write_json_atomic,
 )
-from forensics.collect.proctree import descendants, state_and_name
+from forensics.collect.proctree import children_of, descendants, state_and_name
 from forensics.redact import Redactor
 from forensics.supervise import launch
 from forensics.supervise.memory import MemoryWatch
@@ -69,6 +69,7 @@ class WrapOptions:
     hang_timeout: float | None = None
     timeout: float | None = None
     interrupt_grace: float = DEFAULT_INTERRUPT_GRACE_S
+    foreground: bool = False
 
 
 @dataclass
@@ -94,6 +95,12 @@ class Supervisor:
         self._escalate_at: float | None = None
         self._escalation_step = 0
         self._escalate_kill = False
+        # Filled by the signal handler, journalled by the main loop.
+        self._signals_received: list[int] = []
+        self._signals_forwarded: list[int] = []
+        self._early_signals: list[int] = []
+        self._terminal_given = False
+        self._connector_child_status: int | None = None
         self._escalate_reason = "interrupt"
         self.stallwatch: StallWatch | None = None
         self._child_status: int | None = None
@@ -172,6 +179,10 @@ class Supervisor:
         if event.signal == signal.SIGKILL:
             self.saw_sigkill = True
         if self.child is not None and event.pid == self.child.pid:
+            if event.signal is not None:
+                self._connector_child_status = -event.signal
+            else:
+                self._connector_child_status = event.exit_code
             self._command_exit_seen.set()
 
     def run_pids(self) -> list[int]:
@@ -204,32 +215,43 @@ class Supervisor:
                 continue
 
     def _reap(self) -> None:
-        """Collect exit statuses of our own children: the command and adopted orphans."""
+        """Collect exit statuses of our own children: the command and adopted orphans.
+
+        Not ``waitpid(-1)``: py-spy runs as our child too, and its status belongs to the
+        collector thread that waits for it.
+        """
         assert self.child is not None
-        while True:
+        for pid in children_of(os.getpid()):
+            facts = state_and_name(pid)
+            if facts is None or facts[0] != "Z" or facts[1] == "py-spy":
+                continue
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                reaped, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            if self.watchdog is not None and pid == self.watchdog.pid:
-                self.watchdog.returncode = os.waitstatus_to_exitcode(status)
+                continue
+            if reaped == 0:
                 continue
             code = os.waitstatus_to_exitcode(status)
-            if code == -signal.SIGKILL:
-                self.saw_sigkill = True
-            if pid == self.child.pid:
-                self._child_status = code
-                self.child.returncode = code
-            if self.listener is None or pid == self.child.pid:
-                self.event(
-                    "proc-exit",
-                    pid=pid,
-                    exit_code=code if code >= 0 else None,
-                    signal=signal_name(-code) if code < 0 else None,
-                    source="reaped",
-                )
+            if self.watchdog is not None and pid == self.watchdog.pid:
+                self.watchdog.returncode = code
+                continue
+            self._record_exit(pid, code, "reaped")
+
+    def _record_exit(self, pid: int, code: int, source: str) -> None:
+        assert self.child is not None
+        if code == -signal.SIGKILL:
+            self.saw_sigkill = True
+        if pid == self.child.pid:
+            self._child_status = code
+            self.child.returncode = code
+        if self.listener is None or pid == self.child.pid:
+            self.event(
+                "proc-exit",
+                pid=pid,
+                exit_code=code if code >= 0 else None,
+                signal=signal_name(-code) if code < 0 else None,
+                source=source,
+            )
 
     # --- output ------------------------------------------------------------------------------
 
@@ -256,21 +278,43 @@ class Supervisor:
     # --- signals -----------------------------------------------------------------------------
 
     def _forward(self, signum: int, frame: object) -> None:
-        """Forward SIGINT/SIGTERM/SIGHUP to the command; a second Ctrl-C escalates at once."""
-        self.event("signal-received", signal=signal_name(signum))
+        """Forward SIGINT/SIGTERM/SIGHUP to the command; a second Ctrl-C escalates at once.
+
+        Runs between two bytecodes of the main thread, which may be inside a journal write:
+        so only signals and flags here, and the main loop writes the journal.
+        """
+        self._signals_received.append(signum)
         if signum == signal.SIGINT:
             self._interrupts += 1
+        if self.child is None:
+            self._early_signals.append(signum)  # delivered as soon as the command runs
+            return
+        self._deliver(signum)
+
+    def _deliver(self, signum: int) -> None:
+        assert self.child is not None
         if self._interrupts >= 2:
             self.ended_by = "interrupt (twice)"
-            # The main loop escalates: a signal handler must not wait on collectors.
             self._escalate_at = time.monotonic()
             self._escalate_kill = True
             return
-        self._send_group(signum)
+        try:
+            os.killpg(self.child.pid, signum)
+        except OSError:
+            pass
+        self._signals_forwarded.append(signum)
         if self._escalate_at is None:
             self._escalate_at = time.monotonic() + self.options.interrupt_grace
             self.ended_by = self.ended_by or f"{signal_name(signum)} from user"
             self._escalate_reason = "interrupt"
+
+    def _journal_signals(self) -> None:
+        while self._signals_received:
+            self.event("signal-received", signal=signal_name(self._signals_received.pop(0)))
+        while self._signals_forwarded:
+            assert self.child is not None
+            signum = self._signals_forwarded.pop(0)
+            self.event("signal-sent", signal=signal_name(signum), pgid=self.child.pid)
 
     def _send_group(self, signum: int) -> None:
         assert self.child is not None
@@ -335,7 +379,25 @@ class Supervisor:
         }
         try:
             try:
-                self.child = launch.start_child(opts.argv, env, self.memory.child_setup)
+                # The command runs in a background process group: reading the terminal would
+                # stop it (SIGTTIN) forever.  Either it gets no stdin, or with --foreground the
+                # terminal itself (and Ctrl-C goes to it directly, unseen by us).
+                interactive = launch.terminal_in_foreground()
+                self.child = launch.start_child(
+                    opts.argv,
+                    env,
+                    self.memory.child_setup,
+                    stdin_devnull=interactive and not opts.foreground,
+                )
+                if interactive and opts.foreground:
+                    launch.give_terminal(self.child.pid)
+                    self._terminal_given = True
+                elif interactive:
+                    self.event(
+                        "stdin",
+                        note="stdin is a terminal: the command gets /dev/null "
+                        "(wrap --foreground lets it read the terminal)",
+                    )
             except OSError as exc:
                 # As a shell does: 127 when the command is not found, 126 when it cannot run.
                 status = 127 if isinstance(exc, FileNotFoundError) else 126
@@ -343,6 +405,8 @@ class Supervisor:
                 raise CommandNotRunnable(opts.argv[0], exc, status) from exc
             if self.listener is not None:
                 self.listener.track(self.child.pid)
+            for signum in self._early_signals:
+                self._deliver(signum)
             self._note_process(self.child.pid, os.getpid(), list(opts.argv), "launch")
             cgroup = self.memory.cgroup
             self.watchdog = launch.start_watchdog(
@@ -410,8 +474,35 @@ class Supervisor:
             if now >= next_scan:
                 self._scan_tree()
                 next_scan = now + TREE_SCAN_S
+            self._journal_signals()
             for callback in self._on_tick:
-                callback(self)
+                try:
+                    callback(self)
+                except Exception as exc:
+                    # One broken collector must not cost the run its bundle or exit status.
+                    self._on_tick.remove(callback)
+                    self.event(
+                        "collector",
+                        name=getattr(callback, "__qualname__", "?"),
+                        ok=False,
+                        reason=f"{type(exc).__name__}: {exc}",
+                    )
+                    break
+            if self._child_status is None and not psutil.pid_exists(self.child.pid):
+                # Reaped by someone else (a library calling waitpid(-1) in a collector):
+                # the kernel's connector still told us how it ended.
+                self._child_status = (
+                    self._connector_child_status
+                    if self._connector_child_status is not None
+                    else -signal.SIGKILL
+                )
+                self.event(
+                    "collector",
+                    name="reap",
+                    ok=False,
+                    reason="the command was reaped outside the supervisor's loop",
+                )
+                break
             if deadline is not None and now >= deadline and self._escalate_at is None:
                 self.ended_by = f"run timeout ({self.options.timeout:g}s)"
                 self.event("timeout", limit_s=self.options.timeout)
@@ -429,6 +520,8 @@ class Supervisor:
         return self._child_status
 
     def _finish(self, status: int) -> None:
+        if self._terminal_given:
+            launch.give_terminal(os.getpgrp())
         self.event(
             "command-exit",
             pid=self.child.pid if self.child else None,

@@ -225,3 +225,16 @@ def test_ptrace_denied_falls_back_to_faulthandler(tmp_path: Path) -> None:
     assert "wait_forever" in _names(incident)
     explained = " ".join(e["excerpt"] for e in incident["evidence"])
     assert "stacks via faulthandler" in explained and "ptrace" in explained
+
+
+def test_hang_without_xdist_ends_the_run(tmp_path: Path) -> None:
+    """The stalled process is the supervisor's own child: it must still be reaped by the loop."""
+    (tmp_path / "test_h.py").write_text(
+        "import time\n\ndef test_ok():\n    pass\n\ndef test_hang():\n    time.sleep(1000)\n"
+    )
+    started = time.monotonic()
+    proc, bundle = _wrap(tmp_path, "--hang-timeout", "2", *_pytest("test_h.py"), timeout=60)
+    assert proc.returncode == 143, proc.stderr[-2000:]
+    assert time.monotonic() - started < 45
+    [incident] = report_json(bundle)["incidents"]
+    assert (incident["cause"], incident["test"]) == ("hang", "test_h.py::test_hang")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
 import sys
 from pathlib import Path
 
+import pytest
 from forensics_testkit import clean_env, run
 
 from forensics.collect.cgroups import current_cgroup
@@ -57,3 +60,27 @@ def test_command_not_executable_exits_126(tmp_path: Path) -> None:
     )
     assert proc.returncode == 126
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux script for a tty")
+def test_a_terminal_stdin_does_not_stop_the_command(tmp_path: Path) -> None:
+    """In a background process group, reading the terminal would stop the command (SIGTTIN)."""
+    wrap = shlex.join(
+        [
+            sys.executable,
+            "-m",
+            "forensics",
+            "wrap",
+            "--bundle",
+            str(tmp_path / "b"),
+            "--hang-timeout",
+            "0",
+            "--",
+            sys.executable,
+            "-c",
+            "import sys; print('read', repr(sys.stdin.read()))",
+        ]
+    )
+    proc = run(["script", "-qec", wrap, "/dev/null"], tmp_path, env=clean_env(), timeout=60)
+    assert proc.returncode == 0
+    assert "read ''" in proc.stdout
