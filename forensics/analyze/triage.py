@@ -75,6 +75,8 @@ class _Builder:
         self._crash_items_without_incident()
         self._failed_tests()
         self._internal_errors()
+        # Numbered in the order things happened; what has no time (a run-wide error) last.
+        self.incidents.sort(key=lambda i: (i.time is None, i.time or 0.0))
         self._mark_repeats()
         owners = {}
         for number, incident in enumerate(self.incidents, 1):
