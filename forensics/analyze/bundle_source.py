@@ -67,6 +67,8 @@ class ProcessRecord:
     open_collect: str | None = None
     clean_exit: bool = False
     session_finished: bool = False
+    # When pytest began to shut down (session-finish or INTERNALERROR), for the controller.
+    shutdown_at: float | None = None
     exit_code: int | None = None
     signal: str | None = None
     exit_source: str | None = None
@@ -279,6 +281,9 @@ def _apply_breadcrumb(
         rec.end = rec.end or t
     elif kind == "session-finish":
         rec.session_finished = True
+        rec.shutdown_at = min(t, rec.shutdown_at or t)
+    elif kind == "internalerror":
+        rec.shutdown_at = min(t, rec.shutdown_at or t)
     if kind in _CONTROLLER_KINDS:
         controller_records.append(raw)
 

@@ -142,6 +142,11 @@ class _Builder:
             return None
         if self._ended_by_its_test(rec, signal):
             return None
+        if self._ended_by_xdist_shutdown(rec, signal, fatal is not None):
+            self.notes.append(
+                f"worker {rec.worker} was idle and ended by {signal} while pytest-xdist shut down"
+            )
+            return None
         open_test = rec.open_test
         if not self.complete and signal is None and fatal is None and rec.exit_code is None:
             # The supervisor was killed; the watchdog ended this process, unobserved.
@@ -278,6 +283,16 @@ class _Builder:
             if test.nodeid == rec.parent_test:
                 return test.end is not None and "failed" not in test.phases.values()
         return False
+
+    def _ended_by_xdist_shutdown(self, rec: ProcessRecord, signal: str | None, fatal: bool) -> bool:
+        """An idle worker that xdist itself killed (execnet's popen.kill) while shutting down."""
+        if rec.role != "worker" or fatal or signal not in KILL_SIGNALS:
+            return False
+        if rec.open_test is not None or rec.open_collect is not None or rec.pid in self.oom_pids:
+            return False
+        controller = self._controller()
+        shutdown = controller.shutdown_at if controller is not None else None
+        return shutdown is not None and rec.end is not None and rec.end >= shutdown
 
     def _cause(self, rec: ProcessRecord, signal: str | None, fatal: bool) -> tuple[str, str]:
         if fatal or signal in NATIVE_SIGNALS:
