@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from forensics.analyze.faultparse import FATAL_SIGNALS
+
 # Each phrase is a literal (regex-escaped below) of at least 4 bytes (the vectorised
 # prefilter keys on the first four); keep them specific, every hit costs a Python-level parse.
 TRIGGER_PHRASES = (
@@ -109,10 +111,9 @@ FH_THREAD = re.compile(
 )
 FH_STACK = re.compile(r"^Stack \(most recent call first\):")
 FH_FRAME = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<name>\S+)')
-# The fatal names alone, to recover one spliced into another worker's line.
-FATAL_NAME = re.compile(
-    r"Segmentation fault|Aborted|Bus error|Floating[- ]point exception|Illegal instruction"
-)
+# The fatal names alone, to recover one spliced into another worker's line: the names
+# faulthandler prints, from the one table that maps them to signals.
+FATAL_NAME = re.compile("|".join(re.escape(name) for name in FATAL_SIGNALS))
 FH_TIMEOUT = re.compile(r"^Timeout \((?P<after>\d+:\d\d:\d\d(?:\.\d+)?)\)!")
 # "test_x.py::test_a Fatal Python error" - pytest -v prints the node id before the crash.
 LEADING_NODEID = re.compile(r"^(?P<test>[\w./\\-]+\.py::[^\s]+) ")
