@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ BUNDLE_SCHEMA = "forensics.bundle/1"
 MANIFEST = "manifest.json"
 EVENTS = "events.jsonl"
 OUTPUT = "output.log"
+# {"t", "offset"} lines: how large output.log was at a time, so its lines can be dated.
+OUTPUT_INDEX = "output.idx.jsonl"
 WORKERS_DIR = "workers"
 FAULTS_DIR = "faults"
 STACKS_DIR = "stacks"
@@ -28,9 +31,9 @@ SUBDIRS = (WORKERS_DIR, FAULTS_DIR, STACKS_DIR, SYSTEM_DIR)
 # Environment variables through which the supervisor enables the agents in the run's processes.
 ENV_BUNDLE = "FORENSICS_BUNDLE"
 ENV_RUN_ID = "FORENSICS_RUN_ID"
-# The test running in the process that started this one (set by the pytest agent per test).
-ENV_PARENT_TEST = "FORENSICS_PARENT_TEST"
-ENV_PARENT_WORKER = "FORENSICS_PARENT_WORKER"
+# The real-time signal on which the agent of a pytest process dumps all its threads' stacks into
+# ``faults/<pid>.log`` (the agent defines it too: it cannot import this module).
+DUMP_SIGNAL = signal.SIGRTMIN + 6 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR2
 
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 

@@ -123,6 +123,9 @@ class Run:
     host: dict[str, Any] = field(default_factory=dict)
     # Whether the supervisor wrote its end record; False means it was itself killed.
     complete: bool = True
+    # The command failed before any test ran: {"exit_code", "stage": "startup"|"collection",
+    # "error": the lines that say why}.
+    early_exit: dict[str, Any] | None = None
 
 
 @dataclass
@@ -149,6 +152,31 @@ class ProcessTimeline:
 
 
 @dataclass
+class ExpectedDeath:
+    """A death that is not an incident: a test's own process, ended as the test meant it to be.
+
+    Counted and listed (folded) so nothing is hidden, and never blamed on anyone.
+    """
+
+    pid: int
+    argv: str
+    reason: str
+    test: str | None = None
+    signal: str | None = None
+    exit_code: int | None = None
+    time: float | None = None
+
+
+@dataclass
+class NotCovered:
+    """A Python process of the run that the agent could not enter, and why."""
+
+    pid: int
+    argv: str
+    reason: str
+
+
+@dataclass
 class Source:
     kind: str  # "bundle" | "log"
     paths: list[str] = field(default_factory=list)
@@ -165,6 +193,9 @@ class Triage:
     notes: list[str] = field(default_factory=list)
     signatures: list[dict[str, Any]] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
+    # Deaths the tests caused on purpose (notes, not incidents), and processes without the agent.
+    expected_deaths: list[ExpectedDeath] = field(default_factory=list)
+    not_covered: list[NotCovered] = field(default_factory=list)
     schema: str = TRIAGE_SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,5 +236,7 @@ def triage_from_dict(data: dict[str, Any]) -> Triage:
         notes=list(data.get("notes") or []),
         signatures=list(data.get("signatures") or []),
         environment=dict(data.get("environment") or {}),
+        expected_deaths=[ExpectedDeath(**d) for d in data.get("expected_deaths") or []],
+        not_covered=[NotCovered(**d) for d in data.get("not_covered") or []],
         schema=data.get("schema", TRIAGE_SCHEMA),
     )

@@ -134,13 +134,16 @@ def wrap(
     *,
     unwrapped: bool = True,
     timeout: float = RUN_TIMEOUT_S,
+    hang_timeout: float | None = None,
 ) -> WrapResult:
     """Run COMMAND in a copy of SCENARIO under `forensics wrap`, then (if *unwrapped*) the same
     command without forensics in another copy, and read the bundle's triage."""
     base.mkdir(parents=True, exist_ok=True)
     cwd = copy_scenario(scenario, base / "wrapped")
     bundle = cwd / "bundle"
-    argv = [sys.executable, "-m", "forensics", "wrap", "--bundle", str(bundle), "--", *command]
+    options = ["--hang-timeout", str(hang_timeout)] if hang_timeout is not None else []
+    argv = [sys.executable, "-m", "forensics", "wrap", "--bundle", str(bundle), *options]
+    argv += ["--", *command]
     proc = run(argv, cwd, timeout=timeout)
     result = WrapResult(
         returncode=proc.returncode,

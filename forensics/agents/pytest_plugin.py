@@ -3,6 +3,10 @@
 Registered under ``pytest11`` and inert unless the run is supervised (``forensics wrap`` sets
 ``FORENSICS_BUNDLE``) or ``--forensics-bundle DIR`` is given.  Standard library only, besides
 pytest itself; xdist hooks are optional so the plugin works without xdist installed.
+
+It changes nothing a test can see: no environment variable is set or unset around tests (a
+``setenv`` races with ``getenv`` in native threads); the processes a test starts are tied to
+it afterwards, from the process tree and the times in the journals.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from typing import Any
 
 import pytest
 
-from forensics.agents import bootstrap
-from forensics.bundle import ENV_BUNDLE, ENV_PARENT_TEST, ENV_PARENT_WORKER, SUBDIRS
+from forensics.agents.bootstrap import agent
+from forensics.bundle import ENV_BUNDLE, SUBDIRS
+
+_agent = agent()
 
 _BUNDLE_HELP = (
     "write forensics breadcrumbs and fault dumps into this bundle directory "
@@ -76,17 +82,20 @@ def _active(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if not _resolve_bundle(config) or not bootstrap.activate():
+    if not _resolve_bundle(config) or not _agent.activate():
+        return
+    worker = _worker_id(config)
+    try:
+        # After pytest's faulthandler plugin, which points faulthandler at stderr.
+        dump_signal = _agent.enter_pytest(
+            worker, faulthandler_plugin=config.pluginmanager.has_plugin("faulthandler")
+        )
+    except OSError:
         return
     config.stash[_active_key] = True
-    # pytest's faulthandler plugin points faulthandler at stderr in its own configure hook.
-    bootstrap.reenable_faulthandler()
-    worker = _worker_id(config)
-    bootstrap.state.worker = worker
-    if worker:
-        os.environ[ENV_PARENT_WORKER] = worker
-    bootstrap.record(
+    _agent.record(
         "session-start",
+        dump_signal=dump_signal,
         role=_role(config),
         worker=worker,
         rootdir=str(config.rootpath),
@@ -105,19 +114,27 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _active(config):
-        bootstrap.record("session-unconfigure")
+        _agent.record("session-unconfigure")
 
 
 def pytest_collectstart(collector: pytest.Collector) -> None:
     if _active(collector.config) and isinstance(collector, pytest.Module):
-        bootstrap.record("collect-start", nodeid=collector.nodeid)
+        _agent.record("collect-start", nodeid=collector.nodeid)
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
-    # Module-level collectors only: they are where an import-time crash happens.
-    if bootstrap.state.writer is None or not report.nodeid.endswith(".py"):
+    if _agent.state.journal_fd is None:
         return
-    bootstrap.record("collect-end", nodeid=report.nodeid, outcome=report.outcome)
+    if report.failed:
+        _agent.record(
+            "collect-end",
+            nodeid=report.nodeid,
+            outcome=report.outcome,
+            longrepr=str(report.longrepr)[-_MESSAGE_LIMIT * 4 :],
+        )
+    elif report.nodeid.endswith(".py"):
+        # Module-level collectors: they are where an import-time crash happens.
+        _agent.record("collect-end", nodeid=report.nodeid, outcome=report.outcome)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -126,16 +143,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         yield
         return
     nodeid = item.nodeid
-    bootstrap.state.current_test = nodeid
-    # Processes the test starts inherit the name of the test that started them.
-    os.environ[ENV_PARENT_TEST] = nodeid
-    bootstrap.record("test-start", nodeid=nodeid, rss=_rss())
+    # A child forked during the test names it in its start record.
+    _agent.state.current_test = nodeid
+    _agent.record("test-start", nodeid=nodeid, rss=_rss())
     try:
         yield
     finally:
-        bootstrap.record("test-end", nodeid=nodeid, rss=_rss())
-        bootstrap.state.current_test = None
-        os.environ.pop(ENV_PARENT_TEST, None)
+        _agent.record("test-end", nodeid=nodeid, rss=_rss())
+        _agent.state.current_test = None
 
 
 def _failure_message(report: pytest.TestReport) -> str | None:
@@ -149,7 +164,7 @@ def _failure_message(report: pytest.TestReport) -> str | None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if bootstrap.state.writer is None:
+    if _agent.state.journal_fd is None:
         return
     node = getattr(report, "node", None)
     if node is not None:
@@ -157,10 +172,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         worker = getattr(getattr(node, "gateway", None), "id", None)
         kind = "report"
     else:
-        worker = bootstrap.state.worker
+        worker = _agent.state.worker
         kind = "phase-end"
     crash = getattr(report.longrepr, "reprcrash", None)
-    bootstrap.record(
+    _agent.record(
         kind,
         nodeid=report.nodeid,
         phase=report.when,
@@ -179,13 +194,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_internalerror(excrepr: Any, excinfo: Any) -> None:
-    if bootstrap.state.writer is not None:
-        bootstrap.record("internalerror", text=str(excrepr)[-20000:])
+    if _agent.state.journal_fd is not None:
+        _agent.record("internalerror", text=str(excrepr)[-20000:])
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _active(session.config):
-        bootstrap.record("session-finish", exitstatus=int(exitstatus))
+        _agent.record("session-finish", exitstatus=int(exitstatus))
 
 
 # --- pytest-timeout ---------------------------------------------------------------------------
@@ -203,15 +218,15 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
     method = getattr(settings, "method", None)
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         return
-    bootstrap.record("timeout-armed", nodeid=item.nodeid, timeout=timeout, method=method)
+    _agent.record("timeout-armed", nodeid=item.nodeid, timeout=timeout, method=method)
     # pytest's own faulthandler_timeout uses the same single faulthandler timer: leave it be.
-    if _faulthandler_timeout(item.config) or bootstrap.state.fault_file is None:
+    if _faulthandler_timeout(item.config) or _agent.state.fault_file is None:
         return
     try:
         import faulthandler
 
         faulthandler.dump_traceback_later(
-            max(timeout - _TIMEOUT_LEAD_S, timeout * 0.9), file=bootstrap.state.fault_file
+            max(timeout - _TIMEOUT_LEAD_S, timeout * 0.9), file=_agent.state.fault_file
         )
         item.stash[_timer_key] = True
     except (ValueError, OSError, RuntimeError):
@@ -246,10 +261,10 @@ def _worker_popen(node: Any) -> Any:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodeready(node: Any) -> None:
-    if bootstrap.state.writer is None:
+    if _agent.state.journal_fd is None:
         return
     popen = _worker_popen(node)
-    bootstrap.record(
+    _agent.record(
         "node-ready",
         worker=getattr(getattr(node, "gateway", None), "id", None),
         worker_pid=getattr(popen, "pid", None),
@@ -258,7 +273,7 @@ def pytest_testnodeready(node: Any) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: object | None) -> None:
-    if bootstrap.state.writer is None:
+    if _agent.state.journal_fd is None:
         return
     popen = _worker_popen(node)
     returncode = None
@@ -269,7 +284,7 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
             returncode = popen.poll()
             if returncode is None:
                 time.sleep(0.02)
-    bootstrap.record(
+    _agent.record(
         "node-down",
         worker=getattr(getattr(node, "gateway", None), "id", None),
         worker_pid=getattr(popen, "pid", None),
@@ -280,10 +295,10 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_handlecrashitem(crashitem: str, report: Any, sched: Any) -> None:
-    if bootstrap.state.writer is None:
+    if _agent.state.journal_fd is None:
         return
     node = getattr(report, "node", None)
-    bootstrap.record(
+    _agent.record(
         "crash-item",
         nodeid=crashitem,
         worker=getattr(getattr(node, "gateway", None), "id", None),

@@ -35,7 +35,13 @@ def attribute(incident: Incident) -> str | None:
     """Set ``incident.native_library`` (and frames' libraries) from its first stack."""
     if incident.cause not in ("native-crash", "hang") or not incident.stacks:
         return None
-    suspect = _suspect_frame(incident.stacks[0].frames)
+    frames = incident.stacks[0].frames
+    hang = incident.extra.get("hang")
+    busy = isinstance(hang, dict) and hang.get("activity") == "busy"
+    if busy and (hang.get("recursion") or any(not f.native for f in frames)):  # type: ignore[union-attr]
+        # Busy in Python code: whatever native frame was on top when sampled is not the hang.
+        return None
+    suspect = _suspect_frame(frames)
     if suspect is None:
         return None
     library = attribute_library(suspect)

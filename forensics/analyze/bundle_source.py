@@ -33,8 +33,9 @@ class TestRun:
     end: float | None = None
     rss_start: int | None = None
     rss_end: int | None = None
-    # phase -> outcome, from the process's own reports.
+    # phase -> outcome, from the process's own reports, and when each phase ended.
     phases: dict[str, str] = field(default_factory=dict)
+    phase_ends: dict[str, float] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     location: tuple[str, int] | None = None
     # pytest-timeout's timer for this test, when one was armed.
@@ -45,6 +46,23 @@ class TestRun:
     def open_phase(self) -> str | None:
         """The phase the test was in when its process stopped writing; None once it ended."""
         return None if self.end is not None else running_phase(self.phases)
+
+    def phase_at(self, when: float | None) -> str | None:
+        """The phase the test was in at *when* (the phases that had ended by then decide)."""
+        if when is None:
+            return self.open_phase or ("call" if "call" in self.phases else None)
+        if when < self.start or (self.end is not None and when > self.end):
+            return None
+        ended = {p: o for p, o in self.phases.items() if self.phase_ends.get(p, 0.0) <= when}
+        return running_phase(ended)
+
+    @property
+    def failed(self) -> bool:
+        return "failed" in self.phases.values()
+
+    def first_failure_at(self) -> float | None:
+        times = [self.phase_ends[p] for p, o in self.phases.items() if o == "failed"]
+        return min(times) if times else None
 
 
 @dataclass
@@ -76,6 +94,11 @@ class ProcessRecord:
     fault_path: str | None = None
     survivor: bool = False
     has_agent: bool = False
+    # "exec" or "fork", from the agent's start record.
+    how: str | None = None
+    # (nodeid, error text, time) of collectors that failed, and pytest's own exit status.
+    collect_errors: list[tuple[str, str, float]] = field(default_factory=list)
+    session_exitstatus: int | None = None
 
     @property
     def open_test(self) -> TestRun | None:
@@ -237,6 +260,7 @@ def _apply_breadcrumb(
         rec.start = rec.start or t
         rec.parent_test = _str(raw.get("parent_test"))
         rec.parent_worker = _str(raw.get("parent_worker"))
+        rec.how = _str(raw.get("how"))
     elif kind == "session-start":
         rec.role = _str(raw.get("role"))
         rec.worker = _str(raw.get("worker")) or rec.worker
@@ -253,6 +277,7 @@ def _apply_breadcrumb(
             phase, outcome = _str(raw.get("phase")), _str(raw.get("outcome"))
             if phase and outcome:
                 test.phases[phase] = outcome
+                test.phase_ends[phase] = t
             message = _str(raw.get("message"))
             if message:
                 test.messages.append(message)
@@ -276,11 +301,15 @@ def _apply_breadcrumb(
     elif kind == "collect-end":
         if rec.open_collect == raw.get("nodeid"):
             rec.open_collect = None
+        nodeid = _str(raw.get("nodeid"))
+        if raw.get("outcome") == "failed" and nodeid is not None:
+            rec.collect_errors.append((nodeid, _str(raw.get("longrepr")) or "", t))
     elif kind == "process-exit-clean":
         rec.clean_exit = True
         rec.end = rec.end or t
     elif kind == "session-finish":
         rec.session_finished = True
+        rec.session_exitstatus = _int(raw.get("exitstatus"))
         rec.shutdown_at = min(t, rec.shutdown_at or t)
     elif kind == "internalerror":
         rec.shutdown_at = min(t, rec.shutdown_at or t)

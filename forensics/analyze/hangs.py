@@ -13,8 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun
+from forensics.analyze.ownership import Ownership
 from forensics.bundle import STACKS_DIR
-from forensics.model import Evidence, Frame, Incident, Stack
+from forensics.model import Evidence, Frame, Incident, Stack, is_harness_frame
+
+# A Python function this many times on one stack is a runaway recursion, not a deep call.
+RECURSION_DEPTH = 20
+# CPU share (of one core) above which a stalled process is busy rather than blocked: a blocked
+# one uses next to nothing, a busy one on a loaded 2-core CI runner may get a quarter of a core.
+BUSY_CPU_PERCENT = 20.0
+_MIB = 1024 * 1024
 
 MAX_EVIDENCE_FILE = 16 * 1024 * 1024
 
@@ -141,7 +149,7 @@ def _apply_evidence(
     return pids
 
 
-def find_hangs(data: BundleData, prior: Any) -> HangFindings:
+def find_hangs(data: BundleData, prior: Any, ownership: Ownership) -> HangFindings:
     """*prior(rec, test)* gives the tests before *test* in *rec* and the repro command."""
     found = HangFindings()
     by_pid = data.processes
@@ -166,11 +174,13 @@ def find_hangs(data: BundleData, prior: Any) -> HangFindings:
             )
             if rec is not None and test is not None:
                 incident.prior_tests, incident.repro = prior(rec, test)
-            found.explained |= _apply_evidence(
-                incident, data, _evidence_after(data, index, pid), pid
-            )
+            evidence = _evidence_after(data, index, pid)
+            found.explained |= _apply_evidence(incident, data, evidence, pid)
             if pid is not None:
                 found.explained.add(pid)
+            _busy_or_blocked(incident, ev, rec, evidence)
+            if rec is not None and test is not None and incident.time is not None:
+                _children_dead_before(incident, data, ownership, rec, test, incident.time)
             found.incidents.append(incident)
         elif kind == "unresponsive":
             found.incidents.append(_unresponsive(data, index, ev, prior, found))
@@ -220,6 +230,127 @@ def _unresponsive(
         else:
             incident.summary += ": SIGINT was delivered but nothing in /proc explains the delay"
     return incident
+
+
+def _busy_or_blocked(
+    incident: Incident,
+    stall: dict[str, Any],
+    rec: ProcessRecord | None,
+    evidence: dict[str, Any] | None,
+) -> None:
+    """Busy (on a CPU, memory growing) or blocked (asleep in a lock or a system call), and where.
+
+    A spinning loop and a deadlock are different bugs; the native frame that happens to be on
+    top of a thread busy in Python code is not where it hangs.
+    """
+    cpu = stall.get("cpu_percent")
+    cpu = float(cpu) if isinstance(cpu, (int, float)) and not isinstance(cpu, bool) else None
+    main = next((s for s in incident.stacks if s.pid == incident.pid), None)
+    busy = (main is not None and main.state == "running") or (
+        cpu is not None and cpu >= BUSY_CPU_PERCENT
+    )
+    facts: dict[str, Any] = {"activity": "busy" if busy else "blocked", "cpu_percent": cpu}
+    words = [f"busy at {cpu:.0f}% CPU" if busy and cpu is not None else "busy" if busy else ""]
+    if not busy:
+        state = main.state if main is not None else None
+        words = [
+            f"blocked ({state or 'asleep'}" + (f", {cpu:.0f}% CPU)" if cpu is not None else ")")
+        ]
+    rss = stall.get("rss_bytes")
+    test = (
+        next((t for t in reversed(rec.tests) if t.nodeid == incident.test), None) if rec else None
+    )
+    if isinstance(rss, int) and test is not None and test.rss_start is not None:
+        growth = rss - test.rss_start
+        facts["rss_growth_bytes"] = growth
+        if abs(growth) >= _MIB:
+            words.append(f"RSS {growth / _MIB:+.0f} MiB since the test started")
+    if main is not None:
+        recursion = _recursion(main)
+        place = _innermost_python(main)
+        if recursion is not None:
+            facts["recursion"] = recursion
+            words.append(f"in a runaway recursion of {recursion}")
+        elif place is not None:
+            words.append(f"in {place}")
+    wchan = _wchan(evidence, incident.pid)
+    if not busy and wchan:
+        words.append(f"kernel wait {wchan}")
+    incident.extra.setdefault("hang", {}).update(facts)
+    text = ", ".join(w for w in words if w)
+    if text:
+        incident.summary = incident.summary.replace(
+            "; its stacks were taken", f": {text}; its stacks were taken", 1
+        )
+
+
+def _recursion(stack: Stack) -> str | None:
+    counts: dict[tuple[str, str | None], int] = {}
+    for frame in stack.frames:
+        if not frame.native:
+            key = (frame.name, frame.file)
+            counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return None
+    (name, file), depth = max(counts.items(), key=lambda kv: kv[1])
+    return f"{name} ({file}, {depth} frames deep)" if depth >= RECURSION_DEPTH else None
+
+
+def _innermost_python(stack: Stack) -> str | None:
+    for frame in stack.frames:
+        if not frame.native and not is_harness_frame(frame):
+            line = f":{frame.line}" if frame.line is not None else ""
+            return f"{frame.name} ({frame.file}{line})"
+    return None
+
+
+def _wchan(evidence: dict[str, Any] | None, pid: int | None) -> str | None:
+    for proc in (evidence or {}).get("processes") or []:
+        if isinstance(proc, dict) and proc.get("pid") == pid and isinstance(proc.get("wchan"), str):
+            return str(proc["wchan"]) if proc["wchan"] not in ("0", "") else None
+    return None
+
+
+def _children_dead_before(
+    incident: Incident,
+    data: BundleData,
+    ownership: Ownership,
+    rec: ProcessRecord,
+    test: str,
+    stall_time: float,
+) -> None:
+    """Processes the hung test started that had already ended: often the reason it waits."""
+    dead: list[dict[str, Any]] = []
+    for proc in data.processes.values():
+        owner = ownership.owner(proc.pid)
+        if owner is None or owner.test.nodeid != test or proc.end is None:
+            continue
+        if owner.process.pid != rec.pid or proc.end >= stall_time:
+            continue
+        how = (
+            f"killed by {proc.signal}"
+            if proc.signal
+            else f"exited with status {proc.exit_code}"
+            if proc.exit_code is not None
+            else "ended"
+        )
+        argv = " ".join(proc.argv)[:120] or "?"
+        before = stall_time - proc.end
+        dead.append({"pid": proc.pid, "argv": argv, "how": how, "before_s": round(before, 1)})
+        incident.evidence.append(
+            Evidence(
+                source="events.jsonl",
+                excerpt=f"pid {proc.pid} ({argv}), started by the test, {how} "
+                f"{before:.1f} s before the stall",
+            )
+        )
+    if dead:
+        dead.sort(key=lambda d: -d["before_s"])
+        incident.extra.setdefault("hang", {})["children_dead_before"] = dead
+        first = dead[0]
+        incident.summary += (
+            f"; pid {first['pid']} it started had {first['how']} {first['before_s']} s before"
+        )
 
 
 def timeout_kill(rec: ProcessRecord) -> tuple[TestRun, dict[str, Any]] | None:

@@ -16,9 +16,13 @@ from forensics.analyze.attribution import attribute
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun, load_bundle
 from forensics.analyze.hangs import find_hangs, timeout_kill
 from forensics.analyze.logs.signatures import normalize
+from forensics.analyze.output_faults import OutputFaults
+from forensics.analyze.ownership import Owner, Ownership
 from forensics.model import (
     Evidence,
+    ExpectedDeath,
     Incident,
+    NotCovered,
     ProcessTimeline,
     Run,
     Secondary,
@@ -58,13 +62,24 @@ class _Builder:
         }
         self.sampled = _sampled_memory(data)
         self.complete = isinstance(data.manifest.get("end"), (int, float))
+        self.ownership = Ownership(data)
+        self.output_faults = OutputFaults(data.path)
+        # Records of the run's own pytest session; a session a test ran (pytester) is the test's.
+        self.controller_records = [
+            r
+            for r in data.controller_records
+            if not isinstance(r.get("pid"), int) or self.ownership.top_level(r["pid"])
+        ]
+        self.expected: list[ExpectedDeath] = []
+        # Kills of a failed test's processes: attached to that test's failure once it exists.
+        self.consequences: list[tuple[Owner, ProcessRecord, str]] = []
 
     # --- processes -> incidents --------------------------------------------------------------
 
     def build(self) -> Triage:
         data = self.data
         controller = self._controller()
-        hangs = find_hangs(data, self._prior_and_repro)
+        hangs = find_hangs(data, self._prior_and_repro, self.ownership)
         self.incidents.extend(hangs.incidents)
         for rec in sorted(data.processes.values(), key=lambda r: (r.end or r.start or 0, r.pid)):
             if rec.pid in hangs.explained:
@@ -73,7 +88,9 @@ class _Builder:
             if incident is not None:
                 self.incidents.append(incident)
         self._crash_items_without_incident()
+        self._collect_errors()
         self._failed_tests()
+        self._attach_consequences()
         self._internal_errors()
         # Numbered in the order things happened; what has no time (a run-wide error) last.
         self.incidents.sort(key=lambda i: (i.time is None, i.time or 0.0))
@@ -97,6 +114,17 @@ class _Builder:
                 f"{len(survivors)} process(es) outlived the command and were ended by forensics: "
                 + ", ".join(f"{r.pid} ({' '.join(r.argv)[:80]})" for r in survivors[:10])
             )
+        if self.expected:
+            self.notes.append(
+                f"{len(self.expected)} process death(s) caused by the tests themselves are not "
+                "incidents (listed under expected deaths)"
+            )
+        not_covered = self._not_covered()
+        if not_covered:
+            self.notes.append(
+                f"{len(not_covered)} Python process(es) ran without the agent (no breadcrumbs, "
+                "no fault file): listed under not covered"
+            )
         return Triage(
             source=Source(kind="bundle", paths=[str(data.path)]),
             run=self._run(controller),
@@ -104,6 +132,8 @@ class _Builder:
             timelines=self._timelines(),
             notes=self.notes,
             environment=self._environment(owners),
+            expected_deaths=sorted(self.expected, key=lambda d: (d.time or 0.0, d.pid)),
+            not_covered=not_covered,
         )
 
     def _environment(self, owners: dict[str, str]) -> dict[str, object]:
@@ -131,21 +161,35 @@ class _Builder:
 
     def _controller(self) -> ProcessRecord | None:
         for rec in self.data.processes.values():
-            if rec.role in ("controller", "single"):
+            if rec.role in ("controller", "single") and self.ownership.top_level(rec.pid):
                 return rec
         return None
 
     def _death(self, rec: ProcessRecord) -> Incident | None:
         fatal = next((b for b in rec.faults if b.fatal), None)
+        if fatal is None and rec.signal in NATIVE_SIGNALS and rec.role is None:
+            # A process without a fault file printed its fatal error where its stderr went.
+            claimed = self.output_faults.claim(rec.pid, rec.signal, rec.end)
+            if claimed is not None:
+                fatal, rec.fault_path = claimed
         signal = rec.signal or (fatal.signal if fatal else None)
         if rec.survivor and not fatal:
             return None
-        if self._ended_by_its_test(rec, signal):
+        owner = self.ownership.owner(rec.pid)
+        if owner is not None and not self._owned_death_is_incident(rec, owner, signal, fatal):
             return None
         if self._ended_by_xdist_shutdown(rec, signal, fatal is not None):
-            self.notes.append(
-                f"worker {rec.worker} was idle and ended by {signal} while pytest-xdist shut down"
-            )
+            if rec.session_finished and rec.shutdown_at is not None and rec.end is not None:
+                self.notes.append(
+                    f"worker {rec.worker} finished its tests but did not exit; pytest-xdist ended "
+                    f"it with {signal} {rec.end - rec.shutdown_at:.1f} s later (a non-daemon "
+                    "thread or a child process kept it alive)"
+                )
+            else:
+                self.notes.append(
+                    f"worker {rec.worker} was idle and ended by {signal} while pytest-xdist shut "
+                    "down"
+                )
             return None
         open_test = rec.open_test
         if not self.complete and signal is None and fatal is None and rec.exit_code is None:
@@ -156,8 +200,8 @@ class _Builder:
                     "supervisor was killed"
                 )
             return None
-        open_test = rec.open_test
-        in_pytest = rec.role is not None
+        open_test = rec.open_test if owner is None else None
+        in_pytest = rec.role is not None and owner is None
         if signal is None and fatal is None:
             if not in_pytest or rec.session_finished:
                 return None
@@ -176,13 +220,13 @@ class _Builder:
             cause=cause,
             confidence=confidence,
             summary="",
-            worker=rec.worker or rec.parent_worker,
+            worker=rec.worker or (owner.process.worker if owner else rec.parent_worker),
             pid=rec.pid,
             signal=signal,
             exit_code=_exit_status(rec),
             time=rec.end,
         )
-        self._attach_test(incident, rec, open_test)
+        self._attach_test(incident, rec, open_test, owner)
         if timer is not None:
             incident.extra["hang"] = {"killed_by": "pytest-timeout", **timer[1]}
             incident.evidence.insert(
@@ -268,21 +312,72 @@ class _Builder:
             "constraint": kill.get("constraint"),
         }
 
-    def _ended_by_its_test(self, rec: ProcessRecord, signal: str | None) -> bool:
-        """A process a test started, killed by SIGTERM/SIGKILL while that test went on to pass.
+    def _owned_death_is_incident(
+        self, rec: ProcessRecord, owner: Owner, signal: str | None, fatal: object
+    ) -> bool:
+        """Whether the death of a process a test started is an incident of the run.
 
-        Pools and fixtures end their workers this way (``Pool.__exit__`` calls terminate());
-        blaming a healthy test for its own cleanup would be wrong.
+        A test that starts processes decides what their deaths mean: when it passed, they are
+        its business (a pool's terminate(), a crash it provoked and checked); when it failed,
+        a kill is its cleanup, a consequence of the failure; a crash or an OOM kill before the
+        test ended is the incident, the test's failure its consequence.
         """
-        if rec.role is not None or signal not in KILL_SIGNALS or rec.pid in self.oom_pids:
+        test, oom = owner.test, rec.pid in self.oom_pids
+        crashed = fatal is not None or signal in NATIVE_SIGNALS
+        after_test = test.end is not None and rec.end is not None and rec.end > test.end
+        if signal is None and not fatal:
+            return False  # an exit status is for the test to judge
+        if test.end is not None and not test.failed and not (after_test and (crashed or oom)):
+            self._expect(rec, owner, signal, f"{test.nodeid} passed")
             return False
-        parent = self.data.processes.get(rec.ppid or -1)
-        if parent is None or rec.parent_test is None:
+        if after_test and not (crashed or oom):
+            self._expect(rec, owner, signal, f"ended after {test.nodeid} had finished")
             return False
-        for test in parent.tests:
-            if test.nodeid == rec.parent_test:
-                return test.end is not None and "failed" not in test.phases.values()
-        return False
+        if test.failed and signal in KILL_SIGNALS and not oom:
+            self.consequences.append((owner, rec, signal or "?"))
+            return False
+        return True
+
+    def _expect(self, rec: ProcessRecord, owner: Owner, signal: str | None, why: str) -> None:
+        self.expected.append(
+            ExpectedDeath(
+                pid=rec.pid,
+                argv=_short_argv(rec.argv),
+                reason=why,
+                test=owner.test.nodeid,
+                signal=signal,
+                exit_code=_exit_status(rec),
+                time=rec.end,
+            )
+        )
+
+    def _attach_consequences(self) -> None:
+        """A failed test's processes killed in its cleanup: secondary to the failure."""
+        for owner, rec, signal in self.consequences:
+            failure = next(
+                (
+                    i
+                    for i in self.incidents
+                    if i.test == owner.test.nodeid
+                    and i.pid == owner.process.pid
+                    and i.cause in ("python-exception", "infrastructure", "hang")
+                ),
+                None,
+            )
+            if failure is None:
+                self._expect(rec, owner, signal, f"ended while {owner.test.nodeid} failed")
+                continue
+            when = ""
+            if rec.end is not None and (at := owner.test.phase_at(rec.end)):
+                when = f" during {at}"
+            failure.secondary.append(
+                Secondary(
+                    cause="external-kill",
+                    summary=f"pid {rec.pid} ({_short_argv(rec.argv)}), started by the test, "
+                    f"was killed by {signal}{when}: most likely the test's own cleanup "
+                    "after the failure (no sender recorded)",
+                )
+            )
 
     def _ended_by_xdist_shutdown(self, rec: ProcessRecord, signal: str | None, fatal: bool) -> bool:
         """An idle worker that xdist itself killed (execnet's popen.kill) while shutting down."""
@@ -290,6 +385,8 @@ class _Builder:
             return False
         if rec.open_test is not None or rec.open_collect is not None or rec.pid in self.oom_pids:
             return False
+        if rec.session_finished:
+            return True  # its session was over: only xdist's teardown ends it then
         controller = self._controller()
         shutdown = controller.shutdown_at if controller is not None else None
         return shutdown is not None and rec.end is not None and rec.end >= shutdown
@@ -307,8 +404,20 @@ class _Builder:
             return "unexpected-exit", "medium" if rec.exit_code is not None else "low"
         return "unknown", "low"
 
-    def _attach_test(self, incident: Incident, rec: ProcessRecord, test: TestRun | None) -> None:
-        if test is not None:
+    def _attach_test(
+        self, incident: Incident, rec: ProcessRecord, test: TestRun | None, owner: Owner | None
+    ) -> None:
+        if owner is not None:
+            # A process a test started: blame the test, and say it was the child that died.
+            incident.test = owner.test.nodeid
+            incident.extra["in_child_process"] = True
+            # Only what ran before the test that started the child: later tests are not
+            # suspects, and re-running them could crash for reasons of their own.
+            incident.prior_tests, incident.repro = self._prior_and_repro(
+                owner.process, owner.test.nodeid
+            )
+            incident.phase = owner.test.phase_at(rec.end)
+        elif test is not None:
             incident.test = test.nodeid
             incident.phase = test.open_phase
             incident.prior_tests = [t.nodeid for t in rec.tests[:-1]]
@@ -318,18 +427,6 @@ class _Builder:
             incident.phase = "collect"
             incident.prior_tests = [t.nodeid for t in rec.tests]
             incident.repro = _repro(rec, [rec.open_collect])
-        elif rec.parent_test is not None:
-            # A process a test started: blame the test, and say it was the child that died.
-            incident.test = rec.parent_test
-            incident.extra["in_child_process"] = True
-            parent = self.data.processes.get(rec.ppid or -1)
-            if parent is not None and parent.role is not None:
-                # Only what ran before the test that started the child: later tests are
-                # not suspects, and re-running them could crash for reasons of their own.
-                incident.prior_tests, incident.repro = self._prior_and_repro(
-                    parent, rec.parent_test
-                )
-                incident.phase = _phase_at(parent, rec.parent_test, rec.end)
         elif rec.role is None and rec.argv:
             # argv[0] may be "python" from PATH; the agent knows which interpreter it was.
             argv = [rec.executable, *rec.argv[1:]] if rec.executable else rec.argv
@@ -342,7 +439,7 @@ class _Builder:
     def _crash_item_for(self, rec: ProcessRecord) -> str | None:
         if rec.worker is None:
             return None
-        for raw in self.data.controller_records:
+        for raw in self.controller_records:
             if raw.get("kind") == "crash-item" and raw.get("worker") == rec.worker:
                 nodeid = raw.get("nodeid")
                 if isinstance(nodeid, str):
@@ -380,7 +477,7 @@ class _Builder:
 
     def _crash_items_without_incident(self) -> None:
         blamed = {(i.worker, i.test) for i in self.incidents}
-        for raw in self.data.controller_records:
+        for raw in self.controller_records:
             if raw.get("kind") != "crash-item":
                 continue
             worker, nodeid = raw.get("worker"), raw.get("nodeid")
@@ -390,7 +487,7 @@ class _Builder:
             down = next(
                 (
                     r
-                    for r in self.data.controller_records
+                    for r in self.controller_records
                     if r.get("kind") == "node-down" and r.get("worker") == worker
                 ),
                 {},
@@ -409,11 +506,50 @@ class _Builder:
                 )
             )
 
+    def _collect_errors(self) -> None:
+        """A module that failed to import or collect: every worker reports it; one incident."""
+        seen: set[str] = set()
+        for rec in self.data.processes.values():
+            if rec.role is None or not self.ownership.top_level(rec.pid):
+                continue
+            for nodeid, text, when in rec.collect_errors:
+                if nodeid in seen:
+                    continue
+                seen.add(nodeid)
+                head = _error_line(text) or "collection failed"
+                cause = _failure_cause(text)
+                self.incidents.append(
+                    Incident(
+                        id="",
+                        cause=cause,
+                        confidence="high",
+                        summary=f"{nodeid or 'the test session'} could not be collected: {head}",
+                        worker=rec.worker,
+                        pid=rec.pid,
+                        test=nodeid or None,
+                        phase="collect",
+                        signature=normalize(head),
+                        time=when,
+                        evidence=[
+                            Evidence(source=f"workers/{rec.pid}.jsonl", excerpt=text[-4000:])
+                        ],
+                    )
+                )
+
+    def _not_covered(self) -> list[NotCovered]:
+        """Python processes of the run that never wrote a start record, and the likely reason."""
+        found = []
+        for rec in sorted(self.data.processes.values(), key=lambda r: r.pid):
+            if rec.has_agent or not _is_python(rec.argv):
+                continue
+            found.append(NotCovered(rec.pid, _short_argv(rec.argv), _why_not_covered(rec)))
+        return found
+
     def _failed_tests(self) -> None:
         crashed = {(i.test, i.worker) for i in self.incidents if i.test}
         crashed_tests = {i.test for i in self.incidents if i.test}
         for rec in self.data.processes.values():
-            if rec.role not in ("worker", "single"):
+            if rec.role not in ("worker", "single") or not self.ownership.top_level(rec.pid):
                 continue
             for test in rec.tests:
                 failed = [p for p, o in test.phases.items() if o == "failed"]
@@ -463,7 +599,7 @@ class _Builder:
                 self.incidents.append(incident)
 
     def _internal_errors(self) -> None:
-        for raw in self.data.controller_records:
+        for raw in self.controller_records:
             if raw.get("kind") != "internalerror":
                 continue
             text = raw.get("text") if isinstance(raw.get("text"), str) else ""
@@ -536,11 +672,32 @@ class _Builder:
             cwd=manifest.get("cwd") if isinstance(manifest.get("cwd"), str) else None,
             host=_dict(manifest.get("host")),
             complete=complete,
+            early_exit=self._early_exit(exit_status, command),
         )
+
+    def _early_exit(self, exit_status: object, command: object) -> dict[str, Any] | None:
+        """The command failed before any test ran: a usage, plugin, config or collection error."""
+        if not isinstance(exit_status, int) or exit_status == 0:
+            return None
+        top = [r for r in self.data.processes.values() if self.ownership.top_level(r.pid)]
+        if any(r.tests for r in top if r.role in ("worker", "single")):
+            return None
+        words = (
+            " ".join(c for c in command if isinstance(c, str)) if isinstance(command, list) else ""
+        )
+        if not any(r.role for r in top) and "pytest" not in words:
+            return None  # not a test run: nothing says tests should have run
+        errors = [_error_line(text) or nodeid for r in top for nodeid, text, _ in r.collect_errors]
+        stage = "collection" if errors or any(r.role for r in top) else "startup"
+        if not errors:
+            errors = _output_errors(self.data.output_path)
+        if stage == "collection" and not errors and exit_status == 5:
+            errors = ["no tests were collected"]
+        return {"exit_code": exit_status, "stage": stage, "error": "\n".join(dict.fromkeys(errors))}
 
     def _counts(self) -> TestCounts:
         """Outcomes as pytest counts them: from the controller's reports when there is one."""
-        reports = [r for r in self.data.controller_records if r.get("kind") == "report"]
+        reports = [r for r in self.controller_records if r.get("kind") == "report"]
         outcomes: dict[str, str] = {}
         finished: set[str] = set()
         if reports:
@@ -552,7 +709,7 @@ class _Builder:
                         finished.add(nodeid)
         else:
             for rec in self.data.processes.values():
-                if rec.role not in ("worker", "single"):
+                if rec.role not in ("worker", "single") or not self.ownership.top_level(rec.pid):
                     continue
                 for test in rec.tests:
                     for phase, outcome in test.phases.items():
@@ -612,6 +769,69 @@ def _failure_cause(message: str) -> str:
     return "python-exception"
 
 
+_PYTHON_RE = re.compile(r"(?:^|/)python[\d.]*(?:-dbg|d|m)?$")
+
+
+def _is_python(argv: list[str]) -> bool:
+    return bool(argv) and bool(_PYTHON_RE.search(argv[0]))
+
+
+def _why_not_covered(rec: ProcessRecord) -> str:
+    """What keeps the agent out: it is loaded by site through PYTHONPATH."""
+    for arg in rec.argv[1:]:
+        if arg in ("-c", "-m") or not arg.startswith("-"):
+            break
+        flags = arg[1:] if not arg.startswith("--") else ""
+        if "I" in flags:
+            return "isolated mode (-I) ignores PYTHONPATH and the agent's sitecustomize"
+        if "S" in flags:
+            return "-S skips the site module, which loads the agent"
+        if "E" in flags:
+            return "-E ignores PYTHONPATH, which carries the agent"
+    if rec.start is not None and rec.end is not None and rec.end - rec.start < 2.0:
+        how = f"killed by {rec.signal}" if rec.signal else "ended"
+        return (
+            f"{how} {rec.end - rec.start:.2f} s after it started, probably before its start-up "
+            "code (and the agent) had run"
+        )
+    return (
+        "started without the run's environment (PYTHONPATH or FORENSICS_BUNDLE cleared), or an "
+        "interpreter whose site does not run sitecustomize"
+    )
+
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_OUTPUT_ERROR_RE = re.compile(
+    r"^(?:ERROR|INTERNALERROR|E  |[A-Za-z_.]*(?:Error|Exception|Warning)\b|"
+    r"[^:]{1,80}: error:|.*No module named|usage:)"
+)
+
+
+def _output_errors(path: Path | None, tail_bytes: int = 65536) -> list[str]:
+    """The error lines at the end of the command's output (what a person would scroll to)."""
+    if path is None:
+        return []
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - tail_bytes))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    lines = [_ANSI_RE.sub("", ln).rstrip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln.strip()]
+    errors = [ln[:300] for ln in lines if _OUTPUT_ERROR_RE.match(ln.strip())]
+    return errors[-8:] if errors else [ln[:300] for ln in lines[-5:]]
+
+
+def _error_line(text: str) -> str | None:
+    """The line of a pytest error text a person reads first: the exception, else the last."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if line.startswith("E ") or line.startswith("ERROR"):
+            return line.removeprefix("E").strip()[:300]
+    return lines[-1][:300] if lines else None
+
+
 def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -637,13 +857,6 @@ def _outcome(test: TestRun) -> str | None:
     for phase, outcome in test.phases.items():
         result = _combine(result, phase, outcome)
     return result
-
-
-def _phase_at(parent: ProcessRecord, nodeid: str, when: float | None) -> str | None:
-    for test in parent.tests:
-        if test.nodeid == nodeid:
-            return test.open_phase or ("call" if "call" in test.phases else None)
-    return None
 
 
 def _exit_status(rec: ProcessRecord) -> int | None:

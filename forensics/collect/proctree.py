@@ -9,6 +9,7 @@ Kernels without CONFIG_PROC_CHILDREN fall back to that full scan.
 from __future__ import annotations
 
 import os
+import time
 
 
 def _ppid_from_stat(raw: str) -> int:
@@ -72,5 +73,37 @@ def state_and_name(pid: int) -> tuple[str, str] | None:
             raw = fh.read().decode("utf-8", "replace")
         name = raw[raw.index("(") + 1 : raw.rindex(")")]
         return raw[raw.rindex(")") + 2 :].split()[0], name
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time *pid* (all its threads) has used, or None when it has gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read().decode("utf-8", "replace")
+        fields = raw[raw.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_percent(pid: int, window: float = 0.3) -> float | None:
+    """The share of one CPU *pid* used over the next *window* seconds (100 = one full core)."""
+    before = cpu_seconds(pid)
+    time.sleep(window)
+    after = cpu_seconds(pid)
+    if before is None or after is None:
+        return None
+    return round(100.0 * (after - before) / window, 1)
+
+
+def rss_bytes(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None

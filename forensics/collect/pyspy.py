@@ -87,7 +87,7 @@ def _stack(thread: dict[str, Any], pid: int) -> Stack:
     tid = thread.get("os_thread_id") or thread.get("thread_id")
     name = thread.get("thread_name") or ""
     activity = "active" if thread.get("active") else "idle"
-    gil = ", gil" if thread.get("owns_gil") else ""
+    gil = bool(thread.get("owns_gil"))
     frames = []
     for raw in thread.get("frames") or []:
         if not isinstance(raw, dict):
@@ -107,7 +107,9 @@ def _stack(thread: dict[str, Any], pid: int) -> Stack:
                 library=_library(module) if native else None,
             )
         )
-    label = f"{tid} {name} ({activity}{gil})".replace("  ", " ")
+    # py-spy's idle/active is a guess from the top frame; the collector replaces it with the
+    # kernel's state of the thread where /proc has it.
+    label = f"{tid} {name}".strip() + (" (gil)" if gil else "")
     return Stack(pid=pid, thread=label, frames=frames, method="py-spy", state=activity)
 
 
@@ -199,9 +201,10 @@ def render_text(pid: int, stacks: list[Stack]) -> str:
         cmd = "?"
     lines = [f"Process {pid}: {cmd}", "(rendered by forensics from py-spy dump --json)", ""]
     for stack in stacks:
-        tid, _, rest = stack.thread.partition(" ")
-        name, _, status = rest.rpartition(" (")
-        status = status.rstrip(")").replace(", gil", "+gil")
+        tid, _, name = stack.thread.partition(" ")
+        gil = name.endswith("(gil)")
+        name = name.removesuffix("(gil)").strip()
+        status = (stack.state or "?") + ("+gil" if gil else "")
         lines.append(f'Thread {tid} ({status}): "{name}"')
         for frame in stack.frames:
             if frame.native:

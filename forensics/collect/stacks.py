@@ -127,14 +127,19 @@ def _faulthandler_dump(pid: int, dump_signal: int, fault_file: Path) -> tuple[st
         return None, f"cannot read {fault_file}: {exc.strerror}"
 
 
-def _mark_d_state(stacks: list[Stack], info: ProcInfo | None) -> None:
-    """py-spy says idle/active; a thread the kernel holds in D-state is worth saying instead."""
+# The kernel's word for a thread beats py-spy's idle/active guess (taken from the top frame's
+# name): a thread spinning in Python is "R" however idle its top frame looks.
+_THREAD_STATES = {"R": "running", "S": "sleeping", "D": "D-state", "T": "stopped", "t": "traced"}
+
+
+def _mark_thread_states(stacks: list[Stack], info: ProcInfo | None) -> None:
     if info is None:
         return
-    d_tids = {str(t.tid) for t in info.threads if t.state == "D"}
+    states = {str(t.tid): t.state for t in info.threads}
     for stack in stacks:
-        if stack.thread.partition(" ")[0] in d_tids:
-            stack.state = "D-state"
+        state = states.get(stack.thread.partition(" ")[0])
+        if state in _THREAD_STATES:
+            stack.state = _THREAD_STATES[state]
 
 
 def _collect_one(
@@ -204,7 +209,7 @@ def _collect_into(
                 ev.why = f"{failure}; used the faulthandler dump the agent registered instead"
                 if ev.stacks:
                     ev.error = None  # we have stacks; the hint still says how to get native ones
-    _mark_d_state(ev.stacks, info)
+    _mark_thread_states(ev.stacks, info)
     ev.files = [f for f in ev.files if f]
     summary = {"reason": reason, **{k: v for k, v in ev.to_dict().items() if k != "procinfo"}}
     _write_new(out_dir, f"{stem}.evidence.json", json.dumps(summary, indent=1, default=str))

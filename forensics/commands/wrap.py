@@ -122,6 +122,7 @@ def _summarize(path: Path) -> None:
     """
     from forensics.analyze.triage import analyze_bundle
     from forensics.redact import Redactor
+    from forensics.render import early_exit_line
     from forensics.render.ci import report_to_github
     from forensics.render.html import render_html
     from forensics.render.text import incident_line
@@ -134,12 +135,23 @@ def _summarize(path: Path) -> None:
         click.echo(f"forensics: could not analyze {path}: {type(exc).__name__}: {exc}", err=True)
         triage = None
     if triage is not None:
+        early = triage.run.early_exit
+        if early:
+            error = str(early.get("error") or "").strip().splitlines()
+            detail = f": {error[-1][:200]}" if error else ""
+            click.echo(f"forensics: {early_exit_line(early)}{detail}", err=True)
         if triage.incidents:
             click.echo(f"forensics: {len(triage.incidents)} incident(s):", err=True)
             for incident in triage.incidents:
                 click.echo(f"  {incident_line(incident)}", err=True)
-        else:
+        elif not early:
             click.echo("forensics: no incidents", err=True)
+        if triage.expected_deaths:
+            click.echo(
+                f"forensics: {len(triage.expected_deaths)} process death(s) caused by the tests "
+                "themselves (not incidents; listed in the report)",
+                err=True,
+            )
     html = " (report.html inside)" if (path / "report.html").is_file() else ""
     click.echo(
         f"forensics: bundle in {path}{html}; next: "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from forensics.model import Incident, Triage
+from forensics.model import ExpectedDeath, Incident, Triage
 
 FORMATS = ("text", "json", "markdown", "html")
 
@@ -23,6 +23,16 @@ def incident_facts(incident: Incident) -> list[tuple[str, object]]:
         ("library", incident.native_library),
     ]
     return [(label, value) for label, value in facts if value is not None]
+
+
+def early_exit_line(early: dict[str, object]) -> str:
+    stage = "before collecting any test" if early.get("stage") == "startup" else "in collection"
+    return f"the command exited with status {early.get('exit_code')} {stage}; no test ran"
+
+
+def expected_death_line(death: ExpectedDeath) -> str:
+    how = death.signal or (f"exit {death.exit_code}" if death.exit_code is not None else "?")
+    return f"pid {death.pid} ({death.argv}) {how}: {death.reason}"
 
 
 def render_json(triage: Triage) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from forensics.model import Frame, Incident, ProcessTimeline, Triage, is_harness_frame
 from forensics.redact import is_redacted
+from forensics.render import early_exit_line
 from forensics.render.markdown import memory_facts, ordered_incidents, tail_excerpt
 from forensics.render.templates import render_report
 
@@ -326,6 +327,7 @@ def report_context(triage: Triage) -> dict[str, Any]:
         "views": views,
         "hidden_cards": max(0, len(ordered) - MAX_CARDS),
         "causes": Counter(inc.cause for inc in ordered).most_common(),
+        "early_exit": early_exit_line(triage.run.early_exit) if triage.run.early_exit else None,
         "timeline": timeline_data(triage, views),
         "environment": {
             k: v for k, v in triage.environment.items() if k != "redacted" and v is not None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from forensics.model import Incident, Stack, Triage
 from forensics.redact import is_redacted
-from forensics.render import incident_facts
+from forensics.render import early_exit_line, expected_death_line, incident_facts
 
 GITHUB_BODY_LIMIT = 65536
 # Per-item caps: big enough to show a crash, small enough that many incidents still fit.
@@ -232,6 +232,13 @@ def _what_happened(triage: Triage, incidents: list[Incident]) -> Iterator[str]:
     yield f"- exit status: {status}, duration: {duration}"
     t = run.tests
     yield f"- tests: {t.passed} passed, {t.failed} failed, {t.error} error, {t.skipped} skipped"
+    if run.early_exit:
+        yield f"- **{md_escape(early_exit_line(run.early_exit))}**"
+        error = str(run.early_exit.get("error") or "")
+        if error:
+            yield ""
+            yield from fenced(tail_excerpt(error))
+            yield ""
     causes = Counter(i.cause for i in incidents)
     yield "- incidents: " + (", ".join(f"{n} {c}" for c, n in causes.most_common()) or "none")
     yield ""
@@ -298,6 +305,30 @@ def _prior(inc: Incident) -> Iterator[str]:
     yield ""
 
 
+def _expected(triage: Triage) -> Iterator[str]:
+    """Deaths the tests caused, and processes without the agent: folded, counted, never hidden."""
+    for title, lines in (
+        (
+            f"{len(triage.expected_deaths)} expected process deaths (not incidents)",
+            [expected_death_line(d) for d in triage.expected_deaths],
+        ),
+        (
+            f"{len(triage.not_covered)} Python processes without the agent",
+            [f"pid {p.pid} ({p.argv}): {p.reason}" for p in triage.not_covered],
+        ),
+    ):
+        if not lines:
+            continue
+        yield f"<details><summary>{md_escape(title)}</summary>"
+        yield ""
+        yield from fenced("\n".join(lines[:200]))
+        if len(lines) > 200:
+            yield f"... {len(lines) - 200} more in the full report"
+        yield ""
+        yield "</details>"
+        yield ""
+
+
 def _repro(incidents: list[Incident]) -> Iterator[str]:
     commands = list(dict.fromkeys(i.repro for i in incidents if i.repro))
     if not commands:
@@ -325,6 +356,7 @@ def sections(triage: Triage) -> list[Section]:
     notes = [f"- {md_escape(n)}" for n in triage.notes]
     if notes:
         out.append(Section("collector notes", 90, ["### Notes", "", *notes, ""]))
+    out.append(Section("expected deaths", 95, list(_expected(triage))))
     out.append(Section("footer", 0, ["_Made with forensics (crash forensics for pytest-xdist)._"]))
     return [s for s in out if s.lines]
 

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from forensics.model import Incident, Triage
-from forensics.render import incident_facts
+from forensics.render import early_exit_line, expected_death_line, incident_facts
 
 
 def incident_line(incident: Incident) -> str:
@@ -36,6 +36,10 @@ def text_lines(triage: Triage, max_frames: int = 12) -> Iterator[str]:
         f"  tests:     {tests.passed} passed, {tests.failed} failed, {tests.error} error, "
         f"{tests.skipped} skipped"
     )
+    if run.early_exit:
+        yield f"  stopped:   {early_exit_line(run.early_exit)}"
+        for line in str(run.early_exit.get("error") or "").splitlines()[:8]:
+            yield f"             {line}"
     causes = Counter(i.cause for i in triage.incidents)
     yield "  incidents: " + (", ".join(f"{n} {c}" for c, n in causes.most_common()) or "none")
     for incident in triage.incidents:
@@ -58,9 +62,11 @@ def text_lines(triage: Triage, max_frames: int = 12) -> Iterator[str]:
         for sec in incident.secondary:
             ref = f" [{sec.ref}]" if sec.ref else ""
             yield f"    secondary {sec.cause}: {sec.summary}{ref}"
-        for stack in incident.stacks[:3]:
+        # Every thread: the one left out is the one stuck in Queue.get.
+        for stack in incident.stacks:
             method = f" via {stack.method}" if stack.method else ""
-            yield f"    stack pid {stack.pid} thread {stack.thread}{method}:"
+            state = f" [{stack.state}]" if stack.state else ""
+            yield f"    stack pid {stack.pid} thread {stack.thread}{state}{method}:"
             for frame in stack.frames[:max_frames]:
                 yield _frame_line(frame.name, frame.file, frame.line, frame.native)
             if len(stack.frames) > max_frames:
@@ -69,6 +75,16 @@ def text_lines(triage: Triage, max_frames: int = 12) -> Iterator[str]:
             yield f"    repro: {incident.repro}"
     for note in triage.notes:
         yield f"note: {note}"
+    if triage.expected_deaths:
+        yield ""
+        yield f"expected deaths ({len(triage.expected_deaths)}), not incidents:"
+        for death in triage.expected_deaths:
+            yield f"  {expected_death_line(death)}"
+    if triage.not_covered:
+        yield ""
+        yield f"not covered by the agent ({len(triage.not_covered)}):"
+        for proc in triage.not_covered:
+            yield f"  pid {proc.pid} ({proc.argv}): {proc.reason}"
 
 
 def render_text(triage: Triage) -> str:

@@ -53,8 +53,8 @@ def child_environment(base: Mapping[str, str], bundle: Path, run_id: str) -> dic
     env[ENV_RUN_ID] = run_id
     pythonpath = env.get("PYTHONPATH")
     env["PYTHONPATH"] = f"{SITE_DIR}{os.pathsep}{pythonpath}" if pythonpath else str(SITE_DIR)
-    # Tracebacks of the fatal signals even where the agent cannot load (e.g. `python -I`).
-    env.setdefault("PYTHONFAULTHANDLER", "1")
+    # Nothing else: PYTHONFAULTHANDLER would change where the fatal errors of processes the agent
+    # leaves alone are printed, and whether their faulthandler reports itself enabled.
     return env
 
 

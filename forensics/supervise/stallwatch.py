@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from forensics.agents.bootstrap import DUMP_SIGNAL
-from forensics.bundle import FAULTS_DIR, STACKS_DIR, WORKERS_DIR, running_phase
-from forensics.collect.proctree import state_and_name
+from forensics.bundle import DUMP_SIGNAL, FAULTS_DIR, STACKS_DIR, WORKERS_DIR, running_phase
+from forensics.collect.proctree import cpu_percent, rss_bytes, state_and_name
 from forensics.collect.stacks import EvidenceSet, collect_evidence
 
 if TYPE_CHECKING:
@@ -163,6 +162,9 @@ class StallWatch:
             idle_s=round(idle, 3),
             limit_s=self.hang_timeout,
             reason="hang-timeout",
+            # Busy or blocked: a spinning loop and a deadlock are different bugs.
+            cpu_percent=cpu_percent(state.pid),
+            rss_bytes=rss_bytes(state.pid),
         )
         evidence = take_evidence(sup, [state.pid], f"hang-timeout: {state.test}")
         pids = [p.pid for p in evidence.processes] or [state.pid]

@@ -29,6 +29,7 @@ from forensics.bundle import (
     EVENTS,
     MANIFEST,
     OUTPUT,
+    OUTPUT_INDEX,
     JsonlWriter,
     open_append,
     write_json_atomic,
@@ -45,6 +46,10 @@ TREE_SCAN_S = 0.5
 # After the first forwarded SIGINT/SIGTERM: how long the command gets to exit by itself.
 DEFAULT_INTERRUPT_GRACE_S = 10.0
 TERM_GRACE_S = 5.0
+
+
+# How often output.log's size is noted with the time (at most; only while output flows).
+OUTPUT_INDEX_EVERY_S = 0.2
 
 
 def signal_name(number: int | None) -> str | None:
@@ -106,6 +111,8 @@ class Supervisor:
         self._child_status: int | None = None
         self._tee_threads: list[threading.Thread] = []
         self._output_fd: int | None = None
+        self._output_index_fd: int | None = None
+        self._output_indexed = 0.0
         self.start_time = time.time()
         self.ended_by: str | None = None
         self._on_tick: list[Callable[[Supervisor], None]] = []
@@ -272,8 +279,21 @@ class Supervisor:
             if self._output_fd is not None:
                 try:
                     os.write(self._output_fd, chunk)
+                    self._index_output()
                 except OSError:
                     pass
+
+    def _index_output(self) -> None:
+        """Now and then, how far output.log had grown: a line in it can then be given a time
+        (a fatal error a child printed to stderr is matched to the child that died then)."""
+        now = time.time()
+        if now - self._output_indexed < OUTPUT_INDEX_EVERY_S or self._output_fd is None:
+            return
+        self._output_indexed = now
+        size = os.fstat(self._output_fd).st_size
+        if self._output_index_fd is None:
+            self._output_index_fd = open_append(self.bundle / OUTPUT_INDEX)
+        os.write(self._output_index_fd, f'{{"t":{now:.3f},"offset":{size}}}\n'.encode())
 
     # --- signals -----------------------------------------------------------------------------
 
@@ -565,8 +585,16 @@ class Supervisor:
                 pass
         self.events.close()
         if self._output_fd is not None:
+            self._output_indexed = 0.0  # the last size, whenever the one before was noted
+            try:
+                self._index_output()
+            except OSError:
+                pass
             os.close(self._output_fd)
             self._output_fd = None
+        if self._output_index_fd is not None:
+            os.close(self._output_index_fd)
+            self._output_index_fd = None
 
     def _reap_survivors(self) -> None:
         """Processes of the run still alive once the command has exited: report, then end them."""
