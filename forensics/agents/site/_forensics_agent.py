@@ -23,7 +23,8 @@ every step guarded: the agent must never fail or slow the user's run.
 
 from __future__ import annotations
 
-import _signal as signal  # the C module: `signal` would import enum, milliseconds at start-up
+# The C module: `signal` would import enum, milliseconds at start-up.
+import _signal as signal  # type: ignore[import-not-found]
 import io
 import os
 import sys
