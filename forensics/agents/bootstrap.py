@@ -102,6 +102,12 @@ def _start(parent_test: str | None, parent_worker: str | None, how: str) -> None
         return
     pid = os.getpid()
     state.pid = pid
+    try:  # Yama ptrace_scope=1: let the supervisor's py-spy attach (see agents/ptracer.py)
+        from forensics.agents.ptracer import allow_supervisor
+
+        allow_supervisor()
+    except Exception:
+        pass
     if state.writer is not None:
         # Inherited across fork: the parent's descriptor stays the parent's.
         state.writer = None

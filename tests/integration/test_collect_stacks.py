@@ -87,9 +87,11 @@ def test_deadlocked_threads_both_in_pyspy_stacks(tmp_path: Path) -> None:
 
 
 def test_native_frame_of_libc_pause() -> None:
+    # py-spy reads thread names from the target's `threading` module; without the import the
+    # main thread has no name (it was named only where start-up code imported threading).
     proc = spawn(
         """
-        import ctypes
+        import ctypes, threading
         print("ready", flush=True)
         ctypes.CDLL(None).pause()
         """
