@@ -130,6 +130,6 @@ class MemoryWatch:
         if self.cgroup is None:
             return
         self.cgroup.kill_all(timeout=2.0)
-        reason = self.cgroup.remove()
+        reason = self.cgroup.remove_all()
         if reason:
             self.sup.event("collector", name="cgroup-remove", ok=False, reason=reason)
