@@ -217,6 +217,15 @@ def _probe(argv: list[str]) -> tuple[bool, str]:
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         return False, f"{argv[0]}: {err[-1] if err else f'exit status {proc.returncode}'}"
+    if not proc.stdout.strip():
+        # A booted kernel always has lines; none means none are readable to us (journalctl
+        # exits 0 without a readable journal).
+        fix = (
+            "not in the systemd-journal or adm group, or no journal"
+            if argv[0] == "journalctl"
+            else "kernel.dmesg_restrict=1 needs CAP_SYSLOG"
+        )
+        return False, f"{argv[0]}: no kernel lines readable ({fix})"
     return True, ""
 
 
