@@ -168,3 +168,47 @@ def wrap_scenario(
         return wrap(scenario, command, tmp_path_factory.mktemp(scenario), **kwargs)
 
     return _wrap
+
+
+# --- running as an unprivileged user (root CI re-runs scenarios as `nobody`) ------------------
+
+UNPRIVILEGED = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def unprivileged_python() -> str:
+    """An interpreter with forensics installed that `nobody` can run: this one, or the one
+    .ci/run installs for it (UNPRIVILEGED_PYTHON) when this one lives under a private home."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run as an unprivileged user")
+    why = ""
+    for python in (os.environ.get("UNPRIVILEGED_PYTHON"), sys.executable):
+        if not python:
+            continue
+        probe = subprocess.run(
+            [*UNPRIVILEGED, python, "-c", "import forensics, pytest, xdist"],
+            capture_output=True,
+            text=True,
+            cwd="/",
+        )
+        if probe.returncode == 0:
+            return python
+        why = probe.stderr.strip()[-300:]
+    why = f"no interpreter with forensics that nobody can run: {why}"
+    if os.environ.get("CI"):
+        pytest.fail(why + " (.ci/run sets UNPRIVILEGED_PYTHON)")
+    pytest.skip(why)
+
+
+def unprivileged_dir(prefix: str) -> Path:
+    """A fresh directory `nobody` owns, on a path it can reach (pytest's tmp_path is 0700)."""
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o755)
+    os.chown(base, 65534, 65534)
+    return base
+
+
+def chown_tree(path: Path) -> None:
+    for entry in [path, *path.rglob("*")]:
+        os.chown(entry, 65534, 65534, follow_symlinks=False)

@@ -61,6 +61,7 @@ class _Builder:
             pid: str(kill.get("line") or "OOM kill")[:1000] for pid, kill in self.oom_kills.items()
         }
         self.sampled = _sampled_memory(data)
+        self.cgroup_oom = _cgroup_oom_kills(data)
         self.complete = isinstance(data.manifest.get("end"), (int, float))
         self.ownership = Ownership(data)
         self.output_faults = OutputFaults(data.path)
@@ -271,6 +272,10 @@ class _Builder:
             incident.evidence.append(
                 Evidence(source="system/kernel.log", excerpt=self.oom_pids[rec.pid])
             )
+        if incident.cause == "oom-kill" and rec.pid not in self.oom_pids:
+            incident.evidence.extend(
+                Evidence(source="system/cgroup.json", excerpt=line) for line in self.cgroup_oom
+            )
         if incident.cause == "oom-kill":
             incident.memory = self._memory_facts(rec)
             limit = incident.memory.get("limit_bytes")
@@ -288,8 +293,12 @@ class _Builder:
         cgroup = self.data.system.get("cgroup")
         if not isinstance(limit, int) and isinstance(cgroup, dict):
             run = cgroup.get("run")
-            if isinstance(run, dict) and isinstance(run.get("limit_bytes"), int):
-                limit = run["limit_bytes"]
+            surrounding = cgroup.get("surrounding")
+            chain = surrounding.get("end") if isinstance(surrounding, dict) else None
+            for mem in [run, *(chain if isinstance(chain, list) else [])]:
+                if isinstance(mem, dict) and isinstance(mem.get("limit_bytes"), int):
+                    limit = mem["limit_bytes"]
+                    break
         at_kill = sum(
             v
             for v in (kill.get("anon_rss_bytes"), kill.get("file_rss_bytes"))
@@ -311,6 +320,14 @@ class _Builder:
             "top_growth": [g for g in growth if int(g["rss_delta_bytes"]) >= _GROWTH_NOISE][:10],  # type: ignore[call-overload]
             "constraint": kill.get("constraint"),
         }
+
+    def _killed_by_us(self) -> set[int]:
+        """Pids the supervisor itself sent SIGKILL (hang and timeout escalation)."""
+        pids: set[int] = set()
+        for ev in self.data.events:
+            if ev.get("kind") == "signal-sent" and ev.get("signal") == "SIGKILL":
+                pids.update(p for p in ev.get("pids") or [] if isinstance(p, int))
+        return pids
 
     def _owned_death_is_incident(
         self, rec: ProcessRecord, owner: Owner, signal: str | None, fatal: object
@@ -396,6 +413,9 @@ class _Builder:
             return "native-crash", "high" if fatal and signal else "medium"
         if signal == "SIGKILL" and rec.pid in self.oom_pids:
             return "oom-kill", "high"
+        if signal == "SIGKILL" and self.cgroup_oom and rec.pid not in self._killed_by_us():
+            # No kernel log line names it (dmesg restricted), but a cgroup counted OOM kills.
+            return "oom-kill", "medium"
         if signal in KILL_SIGNALS:
             return "external-kill", "medium" if signal == "SIGKILL" else "high"
         if signal is not None:
@@ -914,6 +934,35 @@ def _oom_kills(data: BundleData) -> dict[int, dict[str, Any]]:
         for kill in kills:
             if isinstance(kill, dict) and isinstance(kill.get("pid"), int) and kill.get("ours"):
                 found[kill["pid"]] = kill
+    return found
+
+
+def _cgroup_oom_kills(data: BundleData) -> list[str]:
+    """OOM kills counted by the run's cgroup, or by the surrounding one during the run."""
+    cgroup = data.system.get("cgroup")
+    if not isinstance(cgroup, dict):
+        return []
+    run = cgroup.get("run")
+    if isinstance(run, dict) and isinstance(run.get("oom_kill"), int) and run["oom_kill"] > 0:
+        return [f"oom_kill {run['oom_kill']} in the run's cgroup {run.get('path')}"]
+    surrounding = cgroup.get("surrounding")
+    if not isinstance(surrounding, dict):
+        return []
+    before = {
+        m.get("path"): m.get("oom_kill")
+        for m in surrounding.get("start") or []
+        if isinstance(m, dict)
+    }
+    found = []
+    for mem in surrounding.get("end") or []:
+        if not isinstance(mem, dict):
+            continue
+        start, end = before.get(mem.get("path")), mem.get("oom_kill")
+        if isinstance(start, int) and isinstance(end, int) and end > start:
+            found.append(
+                f"oom_kill counter of the surrounding cgroup {mem.get('path')} rose from "
+                f"{start} to {end} during the run"
+            )
     return found
 
 

@@ -297,10 +297,18 @@ class RunCgroup:
     Membership survives setsid() and double forks, so every process of the run can be counted
     and killed.  Created under the supervisor's own memory cgroup, so a limit the environment
     imposes above it still applies and its counters stay readable through :func:`cgroup_chain`.
+
+    cgroup v2 allows controllers in a cgroup's ``subtree_control`` only while it holds no
+    processes (the no-internal-processes rule), and the supervisor lives in that cgroup.  So
+    when enabling the controller fails with EBUSY, the processes there (the supervisor, and in
+    a delegated scope the shell that started it) move to a sibling leaf ``forensics-<id>-outer``
+    first; :meth:`remove` puts them back.
     """
 
-    def __init__(self, info: CgroupInfo) -> None:
+    def __init__(self, info: CgroupInfo, outer: Path | None = None, enabled: str | None = None):
         self.info = info
+        self.outer = outer  # the leaf the parent's processes were moved to, if any
+        self.enabled = enabled  # the controller we enabled in the parent's subtree_control
 
     @property
     def dir(self) -> Path:
@@ -318,22 +326,37 @@ class RunCgroup:
     @classmethod
     def create_or_reason(cls, run_id: str, memory_limit: int | None = None) -> RunCgroup | str:
         """The new cgroup, or a one-line reason why none could be made (for the bundle)."""
-        if not run_id or "/" in run_id or run_id in (".", ".."):
-            return f"invalid run id for a cgroup name: {run_id!r}"
         parent = current_cgroup()
         if parent is None:
             return "no memory cgroup controller is mounted (neither cgroup v1 nor v2)"
-        if parent.version == 2:
-            reason = _enable_v2_memory(parent.dir)
-            if reason:
-                return reason
+        return cls.create_in(parent, run_id, memory_limit)
+
+    @classmethod
+    def create_in(
+        cls,
+        parent: CgroupInfo,
+        run_id: str,
+        memory_limit: int | None = None,
+        controller: str = "memory",
+    ) -> RunCgroup | str:
+        """``forensics-<run_id>`` under *parent*, with *controller* enabled for it on v2."""
+        if not run_id or "/" in run_id or run_id in (".", ".."):
+            return f"invalid run id for a cgroup name: {run_id!r}"
         name = f"forensics-{run_id}"
+        outer: Path | None = None
+        enabled: str | None = None
+        if parent.version == 2:
+            made = _enable_v2_controller(parent.dir, controller, f"{name}-outer")
+            if isinstance(made, str):
+                return made
+            outer, enabled = made
         child = CgroupInfo(parent.version, parent.path.rstrip("/") + "/" + name, parent.dir / name)
+        run = cls(child, outer, enabled)
         try:
             child.dir.mkdir(mode=0o755)
         except OSError as exc:
-            return f"cannot create cgroup {child.dir}: {exc.strerror} (needs root or delegation)"
-        run = cls(child)
+            run._restore_parent()
+            return f"cannot create cgroup {child.dir}: {exc.strerror}; {_delegation_fix(parent)}"
         if memory_limit is not None:
             limit_file = "memory.limit_in_bytes" if child.version == 1 else "memory.max"
             try:
@@ -399,22 +422,114 @@ class RunCgroup:
                     return f"cannot remove cgroup {self.dir}: {exc.strerror}"
             time.sleep(0.02)
 
+    def remove_all(self, timeout: float = 2.0) -> str | None:
+        """:meth:`remove`, then undo what creation did to the parent (v2 leaf move)."""
+        reason = self.remove(timeout)
+        if reason is None:
+            reason = self._restore_parent()
+        return reason
 
-def _enable_v2_memory(d: Path) -> str | None:
-    """Make the memory controller available to children of *d*, or say why it cannot be."""
-    if "memory" not in (_read(d / "cgroup.controllers") or "").split():
-        return f"the memory controller is not available in cgroup v2 at {d}"
-    if "memory" in (_read(d / "cgroup.subtree_control") or "").split():
+    def _restore_parent(self) -> str | None:
+        """Disable the controller we enabled and move the processes back out of the leaf."""
+        if self.outer is None and self.enabled is None:
+            return None
+        parent = self.dir.parent
+        others = [
+            d for d in _subdirs(parent) if d != self.outer and d.name.startswith("forensics-")
+        ]
+        if others:
+            return None  # another run still uses the controller here: leave the parent as is
+        try:
+            if self.enabled is not None:
+                _write(parent / "cgroup.subtree_control", f"-{self.enabled}")
+            if self.outer is not None:
+                _move_all(self.outer, parent)
+                os.rmdir(self.outer)
+        except OSError as exc:
+            return f"cannot restore cgroup {parent} after the run: {exc.strerror}"
+        finally:
+            self.outer = self.enabled = None
         return None
+
+
+def _subdirs(d: Path) -> list[Path]:
     try:
-        _write(d / "cgroup.subtree_control", "+memory")
-    except OSError as exc:
-        if exc.errno == errno.EBUSY:
-            # cgroup v2 forbids controllers in subtree_control of a cgroup that holds processes
-            # (except the root); the supervisor itself lives here.
-            return (
-                f"cannot enable the memory controller below {d}: it holds processes "
-                "(cgroup v2 no-internal-processes rule); run inside a delegated, empty cgroup"
+        return [p for p in d.iterdir() if p.is_dir()]
+    except OSError:
+        return []
+
+
+def _move_all(src: Path, dest: Path) -> list[int]:
+    """Move every process of *src* into *dest*; return the pids that could not be moved."""
+    stuck = []
+    for pid in _pids(src):
+        try:
+            _write(dest / "cgroup.procs", str(pid))
+        except ProcessLookupError:
+            continue  # exited meanwhile
+        except OSError:
+            stuck.append(pid)
+    return stuck
+
+
+def _delegation_fix(parent: CgroupInfo) -> str:
+    if parent.version == 1:
+        return "needs root, or a v1 memory cgroup made writable for this user"
+    return (
+        "needs root or a delegated cgroup: under systemd, run "
+        "`systemd-run --user --scope -p Delegate=yes forensics wrap ...`"
+    )
+
+
+def _enable_v2_controller(
+    d: Path, controller: str, leaf: str
+) -> tuple[Path | None, str | None] | str:
+    """Make *controller* available to children of *d*, moving its processes to the leaf
+    *d*/*leaf* when the no-internal-processes rule requires it.
+
+    Returns (the leaf or None, the controller we enabled or None), or a one-line reason.
+    """
+    if controller not in (_read(d / "cgroup.controllers") or "").split():
+        return f"the {controller} controller is not available in cgroup v2 at {d}"
+    if controller in (_read(d / "cgroup.subtree_control") or "").split():
+        return None, None
+    outer: Path | None = None
+    for _attempt in range(5):
+        try:
+            _write(d / "cgroup.subtree_control", f"+{controller}")
+            return outer, controller
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                reason = f"cannot enable the {controller} controller below {d}: {exc.strerror}"
+                if exc.errno in (errno.EACCES, errno.EPERM):
+                    reason += f"; {_delegation_fix(CgroupInfo(2, '', d))}"
+                break
+        # EBUSY: processes live in d (the supervisor among them).  Move them to a leaf; a
+        # process forked meanwhile makes the next attempt move it too.
+        if outer is None:
+            outer = d / leaf
+            try:
+                outer.mkdir(mode=0o755)
+            except OSError as exc:
+                return (
+                    f"cannot enable the {controller} controller below {d}: it holds processes "
+                    f"(cgroup v2 no-internal-processes rule) and a leaf for them cannot be made: "
+                    f"{exc.strerror}; {_delegation_fix(CgroupInfo(2, '', d))}"
+                )
+        stuck = _move_all(d, outer)
+        if stuck:
+            reason = (
+                f"cannot enable the {controller} controller below {d}: it holds processes "
+                f"(cgroup v2 no-internal-processes rule) that cannot be moved to a leaf: "
+                f"pids {' '.join(map(str, stuck[:10]))}; run inside a delegated, empty cgroup"
             )
-        return f"cannot enable the memory controller below {d}: {exc.strerror}"
-    return None
+            break
+    else:
+        reason = f"cannot enable the {controller} controller below {d}: still busy"
+    if outer is not None:
+        _move_all(outer, d)
+        try:
+            os.rmdir(outer)
+        except OSError:
+            pass
+    return reason

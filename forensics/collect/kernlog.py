@@ -2,7 +2,7 @@
 
 Sources, in order of preference: /dev/kmsg (structured records, readable without spawning a
 process, positioned at the end at open so only the run's lines are read), then
-``dmesg --kernel --raw`` and ``journalctl -k`` when /dev/kmsg is not readable (for example
+``dmesg --raw`` and ``journalctl -k`` when /dev/kmsg is not readable (for example
 ``kernel.dmesg_restrict`` for kmsg but a journal the user may read).
 """
 
@@ -144,7 +144,7 @@ class KernelLog:
             return cls("kmsg", fd)
         reasons = [kmsg_error]
         for source, probe in (
-            ("dmesg", ["dmesg", "--kernel", "--raw"]),
+            ("dmesg", ["dmesg", "--raw"]),
             ("journal", ["journalctl", "-k", "-n", "1", "-o", "json", "-q", "--no-pager"]),
         ):
             ok, why = _probe(probe)
@@ -157,7 +157,10 @@ class KernelLog:
         if self.source == "kmsg":
             return self._read_kmsg()
         if self.source == "dmesg":
-            lines = parse_dmesg_raw(_run(["dmesg", "--kernel", "--raw"]), self._offset)
+            # `--kernel` with `--raw` works only on /dev/kmsg, which this source is the
+            # fallback for (syslog(2) is read instead): filter on the facility here.
+            raw = parse_dmesg_raw(_run(["dmesg", "--raw"]), self._offset)
+            lines = [ln for ln in raw if ln.facility == 0]
         else:
             since = f"@{int(self.start_time)}"
             out = _run(["journalctl", "-k", "-o", "json", "-q", "--no-pager", "--since", since])
@@ -217,6 +220,15 @@ def _probe(argv: list[str]) -> tuple[bool, str]:
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         return False, f"{argv[0]}: {err[-1] if err else f'exit status {proc.returncode}'}"
+    if not proc.stdout.strip():
+        # A booted kernel always has lines; none means none are readable to us (journalctl
+        # exits 0 without a readable journal).
+        fix = (
+            "not in the systemd-journal or adm group, or no journal"
+            if argv[0] == "journalctl"
+            else "kernel.dmesg_restrict=1 needs CAP_SYSLOG"
+        )
+        return False, f"{argv[0]}: no kernel lines readable ({fix})"
     return True, ""
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -27,10 +28,13 @@ from forensics.model import Frame, Stack
 
 HINT_INSTALL = "install py-spy in the environment that runs forensics: pip install py-spy"
 HINT_PTRACE = (
-    "py-spy needs ptrace rights over the process: run as the same user with CAP_SYS_PTRACE "
-    "(as root, or `setcap cap_sys_ptrace+ep $(which py-spy)`); in Docker add "
-    "`--cap-add SYS_PTRACE`, in Kubernetes `securityContext.capabilities.add: [SYS_PTRACE]`; "
-    "with Yama, `sysctl kernel.yama.ptrace_scope=0` lets a user attach to its own processes"
+    "py-spy was refused ptrace; least privilege first: where passwordless sudo exists (GitHub "
+    'Actions runners) set FORENSICS_PY_SPY="sudo -n {py_spy}"; in a container add only '
+    "CAP_SYS_PTRACE (Docker `--cap-add SYS_PTRACE`, Kubernetes "
+    "`securityContext.capabilities.add: [SYS_PTRACE]`); under Yama ptrace_scope=1 the agents "
+    "already declare the supervisor as their tracer, so a denied process is one that did not "
+    "load the agent. Last resorts, which weaken the whole machine: `setcap cap_sys_ptrace+ep` "
+    "on py-spy, or `sysctl kernel.yama.ptrace_scope=0`"
 )
 HINT_NOT_PYTHON = "not a Python process: its state and kernel stack are in the /proc evidence"
 HINT_GONE = "the process exited before its stacks could be taken"
@@ -60,6 +64,58 @@ def find_py_spy() -> str | None:
     if local.is_file() and os.access(local, os.X_OK):
         return str(local)
     return shutil.which("py-spy")
+
+
+def configured_py_spy() -> list[str] | None:
+    """FORENSICS_PY_SPY: the py-spy command to run, e.g. a pinned binary or one under sudo."""
+    return shlex.split(os.environ.get("FORENSICS_PY_SPY", "")) or None
+
+
+def ptrace_access(py_spy: Sequence[str] | None = None) -> dict[str, Any]:
+    """Whether py-spy can attach to the run's processes here, as a ``collector`` record's fields.
+
+    Facts only (no attach is tried): the effective user, CAP_SYS_PTRACE, the Yama scope and the
+    py-spy command.  Where py-spy will be refused, ``reason`` names the fallback and the
+    least-privilege fix.
+    """
+    from forensics.agents.ptracer import yama_scope
+
+    scope = yama_scope()
+    facts: dict[str, Any] = {"name": "ptrace", "yama_scope": scope}
+    exe = find_py_spy()
+    if py_spy:
+        return {**facts, "ok": True, "via": " ".join(py_spy)}
+    if exe is None:
+        return {**facts, "ok": False, "reason": f"py-spy not found; {HINT_INSTALL}"}
+    privileged = os.geteuid() == 0 or _has_cap_sys_ptrace()
+    if privileged and scope != 3:
+        return {**facts, "ok": True, "via": "CAP_SYS_PTRACE"}
+    if scope is None or scope == 0:
+        return {**facts, "ok": True, "via": "same user"}
+    if scope == 1:
+        return {**facts, "ok": True, "via": "PR_SET_PTRACER from the agents (Yama scope 1)"}
+    fix = (
+        "no ptrace at all (Yama ptrace_scope=3)"
+        if scope == 3
+        else "Yama ptrace_scope=2 lets only CAP_SYS_PTRACE attach; least-privilege fix: "
+        f'FORENSICS_PY_SPY="sudo -n {exe}" where passwordless sudo exists'
+    )
+    return {
+        **facts,
+        "ok": False,
+        "reason": f"stacks come from the agents' faulthandler dumps (Python frames only): {fix}",
+    }
+
+
+def _has_cap_sys_ptrace() -> bool:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & (1 << 19))
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 def _library(path: str | None) -> str | None:
@@ -119,7 +175,7 @@ def classify_failure(stderr: str, pid: int) -> tuple[str, str]:
     if not os.path.exists(f"/proc/{pid}") or "no such file or directory (os error 2)" in low:
         return "exited", HINT_GONE
     if "permission denied" in low or "operation not permitted" in low or "os error 1)" in low:
-        return "ptrace-denied", HINT_PTRACE
+        return "ptrace-denied", HINT_PTRACE.format(py_spy=find_py_spy() or "py-spy")
     if "failed to find python version" in low or "failed to find a python interpreter" in low:
         return "not-python", HINT_NOT_PYTHON
     return "failed", "see py-spy's message above"

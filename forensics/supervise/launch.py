@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from forensics.agents.ptracer import ENV_SUPERVISOR_PID
 from forensics.bundle import ENV_BUNDLE, ENV_RUN_ID
 
 PR_SET_PDEATHSIG = 1
@@ -51,6 +52,7 @@ def child_environment(base: Mapping[str, str], bundle: Path, run_id: str) -> dic
     env = dict(base)
     env[ENV_BUNDLE] = str(bundle)
     env[ENV_RUN_ID] = run_id
+    env[ENV_SUPERVISOR_PID] = str(os.getpid())  # the agents' PR_SET_PTRACER names us (Yama)
     pythonpath = env.get("PYTHONPATH")
     env["PYTHONPATH"] = f"{SITE_DIR}{os.pathsep}{pythonpath}" if pythonpath else str(SITE_DIR)
     # Nothing else: PYTHONFAULTHANDLER would change where the fatal errors of processes the agent

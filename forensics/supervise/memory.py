@@ -24,6 +24,14 @@ KERNEL_POLL_S = 1.0
 KERNEL_SETTLE_S = 0.3
 
 
+def _chain_now() -> list[dict[str, Any]]:
+    """The supervisor's memory cgroup and its limiting ancestors, as JSON-ready records."""
+    try:
+        return [m.to_dict() for m in cgroup_chain()]
+    except OSError:
+        return []
+
+
 class MemoryWatch:
     def __init__(self, supervisor: Supervisor, interval: float = 0.5) -> None:
         self.sup = supervisor
@@ -34,6 +42,7 @@ class MemoryWatch:
         self.kernel_lines: list[KernelLine] = []
         self._next_kernel = 0.0
         self._chain: list[dict[str, Any]] = []
+        self._surrounding_start: list[dict[str, Any]] = []
 
     # Called before the command starts: the cgroup must exist for the child to join it.
     def prepare(self) -> None:
@@ -44,6 +53,15 @@ class MemoryWatch:
                 "collector", name="cgroup", ok=True, path=str(made.dir), version=made.info.version
             )
         else:
+            # Without a run cgroup the surrounding one still counts OOM kills (memory.events
+            # oom_kill on v2, memory.oom_control on v1) and is readable by any user.
+            self._surrounding_start = _chain_now()
+            if self._surrounding_start:
+                here = self._surrounding_start[0]
+                made += (
+                    f"; OOM evidence falls back to the oom_kill counter and limits of the "
+                    f"surrounding cgroup {here['path']} (v{here['version']})"
+                )
             self.sup.event("collector", name="cgroup", ok=False, reason=made)
         log = KernelLog.open_or_reason()
         if isinstance(log, KernelLog):
@@ -100,6 +118,9 @@ class MemoryWatch:
         if self.cgroup is not None:
             run = self.cgroup.read().to_dict()
             write_json_atomic(system / "cgroup.json", {"run": run, "chain": self._chain})
+        elif self._surrounding_start:
+            surrounding = {"start": self._surrounding_start, "end": _chain_now()}
+            write_json_atomic(system / "cgroup.json", {"run": None, "surrounding": surrounding})
         if self.kernel is not None:
             if sup.saw_sigkill:
                 time.sleep(KERNEL_SETTLE_S)
@@ -130,6 +151,6 @@ class MemoryWatch:
         if self.cgroup is None:
             return
         self.cgroup.kill_all(timeout=2.0)
-        reason = self.cgroup.remove()
+        reason = self.cgroup.remove_all()
         if reason:
             self.sup.event("collector", name="cgroup-remove", ok=False, reason=reason)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
 import threading
 import time
@@ -23,6 +22,7 @@ import psutil
 
 from forensics.bundle import DUMP_SIGNAL, FAULTS_DIR, STACKS_DIR, WORKERS_DIR, running_phase
 from forensics.collect.proctree import cpu_percent, rss_bytes, state_and_name
+from forensics.collect.pyspy import configured_py_spy
 from forensics.collect.stacks import EvidenceSet, collect_evidence
 
 if TYPE_CHECKING:
@@ -179,8 +179,7 @@ def take_evidence(
     sup: Supervisor, pids: list[int], reason: str, *, native: bool = True, timeout: float = 10.0
 ) -> EvidenceSet:
     """Stacks and /proc facts of *pids* and their descendants, journalled as one event."""
-    # FORENSICS_PY_SPY names the py-spy to run, e.g. a pinned binary or one run under sudo.
-    py_spy = shlex.split(os.environ.get("FORENSICS_PY_SPY", "")) or None
+    py_spy = configured_py_spy()
     evidence = collect_evidence(
         pids,
         sup.bundle / STACKS_DIR,

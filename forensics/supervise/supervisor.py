@@ -35,6 +35,7 @@ from forensics.bundle import (
     write_json_atomic,
 )
 from forensics.collect.proctree import children_of, descendants, state_and_name
+from forensics.collect.pyspy import configured_py_spy, ptrace_access
 from forensics.redact import Redactor
 from forensics.supervise import launch
 from forensics.supervise.memory import MemoryWatch
@@ -389,6 +390,7 @@ class Supervisor:
         self.event("run-start", run_id=self.run_id, argv=self.redactor.argv(opts.argv))
         if not launch.become_subreaper():
             self.event("collector", name="subreaper", ok=False, reason="prctl refused")
+        self.event("collector", **ptrace_access(configured_py_spy()))
         self._open_listener()
         self.memory = MemoryWatch(self)
         self.memory.prepare()

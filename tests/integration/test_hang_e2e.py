@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from forensics_testkit import clean_env, report_json
 
+from forensics.collect.pyspy import find_py_spy
+
 pytestmark = pytest.mark.slow
 
 HANGS = textwrap.dedent(
@@ -210,7 +212,8 @@ def test_ptrace_denied_falls_back_to_faulthandler(tmp_path: Path) -> None:
         "import time\n\ndef test_ok():\n    pass\n\n"
         "def test_stuck():\n    def wait_forever():\n        time.sleep(600)\n    wait_forever()\n"
     )
-    py_spy = shutil.which("py-spy")
+    # The py-spy installed with forensics, which need not be on PATH (a venv run by its path).
+    py_spy = find_py_spy()
     assert py_spy is not None
     env = clean_env()
     # Without CAP_SYS_PTRACE py-spy may not attach to a target with more capabilities than it:

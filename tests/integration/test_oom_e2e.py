@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forensics_testkit import clean_env, report_json
+from forensics_testkit import (
+    UNPRIVILEGED,
+    chown_tree,
+    clean_env,
+    report_json,
+    unprivileged_dir,
+    unprivileged_python,
+)
 
 from forensics.collect.cgroups import current_cgroup
 
@@ -57,17 +64,20 @@ def limited_cgroup() -> Iterator[Path]:
                 time.sleep(0.05)
 
 
-def _wrap_in(cgroup: Path, tmp: Path, *pytest_args: str) -> tuple[int, dict[str, Any]]:
+def _wrap_in(
+    cgroup: Path, tmp: Path, *pytest_args: str, user: list[str] | None = None, python: str = ""
+) -> tuple[int, dict[str, Any]]:
     bundle = tmp / "bundle"
+    python = python or sys.executable
     inner = [
-        sys.executable,
+        python,
         "-m",
         "forensics",
         "wrap",
         "--bundle",
         str(bundle),
         "--",
-        sys.executable,
+        python,
         "-m",
         "pytest",
         "-q",
@@ -77,7 +87,7 @@ def _wrap_in(cgroup: Path, tmp: Path, *pytest_args: str) -> tuple[int, dict[str,
     ]
     script = f'echo $$ > {cgroup}/cgroup.procs && exec "$@"'
     proc = subprocess.run(
-        ["sh", "-c", script, "sh", *inner],
+        ["sh", "-c", script, "sh", *(user or []), *inner],
         cwd=tmp,
         capture_output=True,
         text=True,
@@ -87,31 +97,54 @@ def _wrap_in(cgroup: Path, tmp: Path, *pytest_args: str) -> tuple[int, dict[str,
     return proc.returncode, report_json(bundle)
 
 
+HOG_SUITE = textwrap.dedent(
+    """
+    import time
+    def test_small():
+        data = bytearray(10 * 2**20)
+    def test_other():
+        time.sleep(0.2)
+    def test_hog():
+        blobs = []
+        while True:
+            blobs.append(bytearray(16 * 2**20))
+    def test_after():
+        pass
+    """
+)
+
+
 def test_xdist_worker_past_the_limit_is_an_oom_kill(limited_cgroup: Path, tmp_path: Path) -> None:
-    (tmp_path / "test_alloc.py").write_text(
-        textwrap.dedent(
-            """
-        import time
-        def test_small():
-            data = bytearray(10 * 2**20)
-        def test_other():
-            time.sleep(0.2)
-        def test_hog():
-            blobs = []
-            while True:
-                blobs.append(bytearray(16 * 2**20))
-        def test_after():
-            pass
-        """
-        )
+    (tmp_path / "test_alloc.py").write_text(HOG_SUITE)
+    _check_hog_oom(*_wrap_in(limited_cgroup, tmp_path, "-n", "2", "test_alloc.py"))
+
+
+def test_unprivileged_oom_kill_is_not_an_external_kill(limited_cgroup: Path) -> None:
+    """As an ordinary user: no run cgroup, no kernel log (dmesg_restrict), no connector; the
+    surrounding cgroup's oom_kill counter is the evidence."""
+    python = unprivileged_python()
+    tmp = unprivileged_dir("forensics-oom-")
+    (tmp / "test_alloc.py").write_text(HOG_SUITE)
+    chown_tree(tmp)
+    status, triage = _wrap_in(
+        limited_cgroup, tmp, "-n", "2", "test_alloc.py", user=UNPRIVILEGED, python=python
     )
-    status, triage = _wrap_in(limited_cgroup, tmp_path, "-n", "2", "test_alloc.py")
+    incident = _check_hog_oom(status, triage, confidence="medium")
+    assert any("oom_kill counter" in e["excerpt"] for e in incident["evidence"]), incident
+    notes = " ".join(triage["notes"])
+    assert "surrounding cgroup" in notes, notes
+
+
+def _check_hog_oom(status: int, triage: dict[str, Any], confidence: str = "high") -> dict[str, Any]:
     assert status == 1
     [incident] = triage["incidents"]
     assert incident["cause"] == "oom-kill", incident["summary"]
     assert incident["signal"] == "SIGKILL"
     assert incident["test"] == "test_alloc.py::test_hog"
     assert incident["memory"]["limit_bytes"] == LIMIT
+    assert incident["confidence"] == confidence
+    result: dict[str, Any] = incident
+    return result
 
 
 def test_leak_across_tests_kills_pytest_itself(limited_cgroup: Path, tmp_path: Path) -> None:

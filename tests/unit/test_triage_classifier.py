@@ -406,3 +406,43 @@ def test_hostile_records_are_ignored(xdist: Bundle) -> None:
     (xdist.root / "faults" / "notapid.log").write_text(SEGV_DUMP)
     triage = _triage(xdist)
     assert triage.incidents == []
+
+
+def _surrounding(bundle: Bundle, before: int, after: int, limit: int | None = 400 << 20) -> None:
+    """system/cgroup.json as MemoryWatch writes it when no run cgroup could be made."""
+
+    def chain(oom_kill: int) -> list[dict[str, Any]]:
+        return [
+            {"version": 2, "path": "/user.slice/ci", "oom_kill": oom_kill, "limit_bytes": limit}
+        ]
+
+    cgroup = {"run": None, "surrounding": {"start": chain(before), "end": chain(after)}}
+    (bundle.root / "system" / "cgroup.json").write_text(json.dumps(cgroup))
+
+
+def test_sigkill_with_a_rising_surrounding_oom_counter_is_an_oom_kill(xdist: Bundle) -> None:
+    # An ordinary user: no run cgroup, no kernel log; the surrounding cgroup counted the kill.
+    xdist.dies_in(GW0, "t.py::test_big", worker="gw0")
+    xdist.exit(GW0, sig="SIGKILL")
+    _surrounding(xdist, before=3, after=4)
+    incident = _only(_triage(xdist))
+    assert (incident.cause, incident.confidence) == ("oom-kill", "medium")
+    assert any("rose from 3 to 4" in e.excerpt for e in incident.evidence)
+    assert incident.memory is not None and incident.memory["limit_bytes"] == 400 << 20
+
+
+def test_sigkill_with_a_steady_surrounding_oom_counter_stays_an_external_kill(
+    xdist: Bundle,
+) -> None:
+    xdist.dies_in(GW0, "t.py::test_slow", worker="gw0")
+    xdist.exit(GW0, sig="SIGKILL")
+    _surrounding(xdist, before=4, after=4)
+    assert _only(_triage(xdist)).cause == "external-kill"
+
+
+def test_our_own_sigkill_is_not_an_oom_kill_even_when_the_counter_rose(xdist: Bundle) -> None:
+    xdist.dies_in(GW0, "t.py::test_slow", worker="gw0")
+    xdist.event("signal-sent", xdist.t, signal="SIGKILL", pids=[GW0], reason="timeout")
+    xdist.exit(GW0, sig="SIGKILL")
+    _surrounding(xdist, before=0, after=1)
+    assert _only(_triage(xdist)).cause == "external-kill"

@@ -112,8 +112,47 @@ def record(kind: str, **fields: object) -> None:
         pass  # a full disk or a removed bundle must not fail the user's code
 
 
+# --- Yama: let the supervisor's stack taker attach -------------------------------------------
+
+ENV_SUPERVISOR_PID = "FORENSICS_SUPERVISOR_PID"
+YAMA_SCOPE = "/proc/sys/kernel/yama/ptrace_scope"
+PR_SET_PTRACER = 0x59616D61  # "Yama"
+
+
+def yama_scope(path: str = YAMA_SCOPE) -> int | None:
+    """The Yama ptrace scope, or None where Yama is absent (or the file unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def allow_supervisor(path: str = YAMA_SCOPE) -> int | None:
+    """Declare the supervisor as this process's tracer where Yama scope 1 requires it.
+
+    With scope 1 a process may only be ptraced by its ancestors, and py-spy is the supervisor's
+    child, not an ancestor of the workers; ``prctl(PR_SET_PTRACER, pid)`` allows *pid* and its
+    descendants.  Scope 0 needs nothing, scopes 2 and 3 ignore it.  Returns the errno of a
+    failed prctl, 0 when it succeeded, None when no call was needed.
+    """
+    value = os.environ.get(ENV_SUPERVISOR_PID, "")
+    if not value.isdigit() or yama_scope(path) != 1:
+        return None
+    import ctypes  # only at scope 1: most processes never pay for it
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PTRACER, ctypes.c_ulong(int(value)), 0, 0, 0) == 0:
+        return 0
+    return int(ctypes.get_errno())
+
+
 def _start(how: str, parent_test: str | None = None, parent_worker: str | None = None) -> None:
     state.pid = os.getpid()
+    try:  # per task: a forked child declares it again
+        allow_supervisor()
+    except Exception:
+        pass
     try:
         cwd: str | None = os.getcwd()
     except OSError:
