@@ -51,12 +51,33 @@ def _resolve_bundle(config: pytest.Config) -> str | None:
     return os.environ.get(ENV_BUNDLE)
 
 
-def _rss() -> int | None:
-    try:
-        with open("/proc/self/statm", "rb") as fh:
-            return int(fh.read().split()[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        return None
+class _Statm:
+    """The process's RSS, read with one pread of a descriptor kept open (a test costs two)."""
+
+    fd: int | None = None
+
+    @classmethod
+    def rss(cls) -> int | None:
+        try:
+            if cls.fd is None:
+                cls.fd = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+            return int(os.pread(cls.fd, 128, 0).split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            return None
+
+    @classmethod
+    def forget(cls) -> None:
+        """In a forked child: the descriptor is the parent's statm, and not the child's to hold."""
+        if cls.fd is not None:
+            try:
+                os.close(cls.fd)
+            except OSError:
+                pass
+            cls.fd = None
+
+
+_rss = _Statm.rss
+os.register_at_fork(after_in_child=_Statm.forget)
 
 
 def _worker_id(config: pytest.Config) -> str | None:
@@ -149,13 +170,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         yield
     finally:
-        _agent.record("test-end", nodeid=nodeid, rss=_rss())
+        # The teardown's phase-end record is the test's end (one write fewer per test).
         _agent.state.current_test = None
 
 
 def _failure_message(report: pytest.TestReport) -> str | None:
-    if not report.failed:
-        return None
     crash = getattr(report.longrepr, "reprcrash", None)
     message = getattr(crash, "message", None)
     if isinstance(message, str):
@@ -167,30 +186,51 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if _agent.state.journal_fd is None:
         return
     node = getattr(report, "node", None)
+    fields: dict[str, Any] = {
+        "nodeid": report.nodeid,
+        "phase": report.when,
+        "outcome": report.outcome,
+        "duration": round(report.duration, 6),
+    }
     if node is not None:
-        # A report that a worker sent to the controller.
-        worker = getattr(getattr(node, "gateway", None), "id", None)
+        # A report a worker sent to the controller: what pytest counts.  A passed setup or call
+        # adds nothing to the count; the passed teardown says the test finished.
+        if report.passed and report.when != "teardown":
+            return
         kind = "report"
+        fields["worker"] = getattr(getattr(node, "gateway", None), "id", None)
     else:
-        worker = _agent.state.worker
         kind = "phase-end"
-    crash = getattr(report.longrepr, "reprcrash", None)
-    _agent.record(
-        kind,
-        nodeid=report.nodeid,
-        phase=report.when,
-        outcome=report.outcome,
-        worker=worker,
-        duration=round(report.duration, 6),
-        wasxfail=hasattr(report, "wasxfail"),
-        message=_failure_message(report),
-        location=(
-            [getattr(crash, "path", None), getattr(crash, "lineno", None)]
-            if report.failed
-            else None
-        ),
-        longrepr=str(report.longrepr)[-_MESSAGE_LIMIT * 4 :] if report.failed else None,
-    )
+        if report.when == "teardown":
+            fields["rss"] = _rss()
+    if hasattr(report, "wasxfail"):
+        fields["wasxfail"] = True
+    if report.failed:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        fields["message"] = _failure_message(report)
+        fields["location"] = [getattr(crash, "path", None), getattr(crash, "lineno", None)]
+        fields["longrepr"] = str(report.longrepr)[-_MESSAGE_LIMIT * 4 :]
+    _agent.record(kind, **fields)
+    if report.failed and kind == "phase-end":
+        _captured_faults(report)
+
+
+_FATAL = "Fatal Python error: "
+
+
+def _captured_faults(report: pytest.TestReport) -> None:
+    """A fatal error a child of the test printed to the stderr pytest captured (the agent
+    leaves children their stderr): the child's only stack, kept for the triage."""
+    for section, content in report.sections:
+        at = content.find(_FATAL) if isinstance(content, str) else -1
+        if at >= 0:
+            _agent.record(
+                "captured-fault",
+                nodeid=report.nodeid,
+                phase=report.when,
+                section=section,
+                text=content[at : at + _MESSAGE_LIMIT * 16],
+            )
 
 
 def pytest_internalerror(excrepr: Any, excinfo: Any) -> None:

@@ -38,6 +38,8 @@ class TestRun:
     phase_ends: dict[str, float] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     location: tuple[str, int] | None = None
+    # Fatal errors that processes the test started printed to the stderr pytest captured.
+    captured_faults: list[str] = field(default_factory=list)
     # pytest-timeout's timer for this test, when one was armed.
     timeout: float | None = None
     timeout_method: str | None = None
@@ -278,6 +280,10 @@ def _apply_breadcrumb(
             if phase and outcome:
                 test.phases[phase] = outcome
                 test.phase_ends[phase] = t
+            if phase == "teardown":
+                # The teardown's record ends the test (bundles before it had a test-end too).
+                test.end = t
+                test.rss_end = _int(raw.get("rss"))
             message = _str(raw.get("message"))
             if message:
                 test.messages.append(message)
@@ -286,11 +292,16 @@ def _apply_breadcrumb(
                 line = _int(loc[1])
                 if line is not None:
                     test.location = (loc[0], line)
+    elif kind == "captured-fault":
+        test = rec.tests[-1] if rec.tests else None
+        text = _str(raw.get("text"))
+        if test is not None and test.nodeid == raw.get("nodeid") and text:
+            test.captured_faults.append(text)
     elif kind == "test-end":
-        test = rec.open_test
+        test = rec.tests[-1] if rec.tests else None
         if test is not None and test.nodeid == raw.get("nodeid"):
             test.end = t
-            test.rss_end = _int(raw.get("rss"))
+            test.rss_end = _int(raw.get("rss")) or test.rss_end
     elif kind == "timeout-armed":
         test = rec.open_test
         if test is not None and test.nodeid == raw.get("nodeid"):

@@ -14,10 +14,11 @@ from typing import Any
 
 from forensics.analyze.attribution import attribute
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun, load_bundle
+from forensics.analyze.faultparse import FaultBlock, parse_fault_text
 from forensics.analyze.hangs import find_hangs, timeout_kill
 from forensics.analyze.logs.signatures import normalize
 from forensics.analyze.output_faults import OutputFaults
-from forensics.analyze.ownership import Owner, Ownership
+from forensics.analyze.ownership import Owner, Ownership, test_at
 from forensics.model import (
     Evidence,
     ExpectedDeath,
@@ -65,6 +66,7 @@ class _Builder:
         self.complete = isinstance(data.manifest.get("end"), (int, float))
         self.ownership = Ownership(data)
         self.output_faults = OutputFaults(data.path)
+        self.claimed_captures: set[tuple[int, str, int]] = set()
         # Records of the run's own pytest session; a session a test ran (pytester) is the test's.
         self.controller_records = [
             r
@@ -169,8 +171,11 @@ class _Builder:
     def _death(self, rec: ProcessRecord) -> Incident | None:
         fatal = next((b for b in rec.faults if b.fatal), None)
         if fatal is None and rec.signal in NATIVE_SIGNALS and rec.role is None:
-            # A process without a fault file printed its fatal error where its stderr went.
-            claimed = self.output_faults.claim(rec.pid, rec.signal, rec.end)
+            # A process without a fault file printed its fatal error where its stderr went:
+            # into what pytest captured for its test, or to the terminal.
+            claimed = self._captured_fault(rec) or self.output_faults.claim(
+                rec.pid, rec.signal, rec.end
+            )
             if claimed is not None:
                 fatal, rec.fault_path = claimed
         signal = rec.signal or (fatal.signal if fatal else None)
@@ -252,7 +257,12 @@ class _Builder:
                 incident.stacks.remove(current)
                 incident.stacks.insert(0, current)
             incident.evidence.append(
-                Evidence(source=f"{rec.fault_path}:{fatal.first_line}", excerpt=fatal.text[:4000])
+                Evidence(
+                    source=f"{rec.fault_path}:{fatal.first_line}"
+                    if rec.fault_path and "(" not in rec.fault_path
+                    else str(rec.fault_path),
+                    excerpt=fatal.text[:4000],
+                )
             )
         if rec.signal and rec.exit_source:
             incident.evidence.append(
@@ -329,6 +339,23 @@ class _Builder:
                 pids.update(p for p in ev.get("pids") or [] if isinstance(p, int))
         return pids
 
+    def _captured_fault(self, rec: ProcessRecord) -> tuple[FaultBlock, str] | None:
+        """The fatal block in the captured stderr of the test running when *rec* died."""
+        owner = self.ownership.owner(rec.pid)
+        test = test_at(owner.process, rec.end) if owner is not None else None
+        if owner is None or test is None:
+            return None
+        for index, text in enumerate(test.captured_faults):
+            key = (owner.process.pid, test.nodeid, index)
+            if key in self.claimed_captures:
+                continue
+            block = next((b for b in parse_fault_text(text, rec.pid) if b.fatal), None)
+            if block is None or block.signal not in (None, rec.signal):
+                continue
+            self.claimed_captures.add(key)
+            return block, f"workers/{owner.process.pid}.jsonl (captured stderr of {test.nodeid})"
+        return None
+
     def _owned_death_is_incident(
         self, rec: ProcessRecord, owner: Owner, signal: str | None, fatal: object
     ) -> bool:
@@ -339,19 +366,24 @@ class _Builder:
         a kill is its cleanup, a consequence of the failure; a crash or an OOM kill before the
         test ended is the incident, the test's failure its consequence.
         """
-        test, oom = owner.test, rec.pid in self.oom_pids
+        oom = rec.pid in self.oom_pids
         crashed = fatal is not None or signal in NATIVE_SIGNALS
-        after_test = test.end is not None and rec.end is not None and rec.end > test.end
         if signal is None and not fatal:
             return False  # an exit status is for the test to judge
-        if test.end is not None and not test.failed and not (after_test and (crashed or oom)):
-            self._expect(rec, owner, signal, f"{test.nodeid} passed")
+        # The test running when it died is in charge (a pool's worker outlives the test that
+        # started it, and a later test may crash it on purpose).
+        test = _test_at_death(owner, rec)
+        if test is None:
+            if crashed or oom:
+                return True
+            self._expect(rec, owner, signal, "ended between tests (a fixture's or pool's cleanup)")
             return False
-        if after_test and not (crashed or oom):
-            self._expect(rec, owner, signal, f"ended after {test.nodeid} had finished")
+        later = f" (started by {owner.test.nodeid})" if test is not owner.test else ""
+        if test.end is not None and not test.failed:
+            self._expect(rec, owner, signal, f"{test.nodeid} passed{later}")
             return False
         if test.failed and signal in KILL_SIGNALS and not oom:
-            self.consequences.append((owner, rec, signal or "?"))
+            self.consequences.append((Owner(owner.process, test), rec, signal or "?"))
             return False
         return True
 
@@ -428,15 +460,19 @@ class _Builder:
         self, incident: Incident, rec: ProcessRecord, test: TestRun | None, owner: Owner | None
     ) -> None:
         if owner is not None:
-            # A process a test started: blame the test, and say it was the child that died.
-            incident.test = owner.test.nodeid
+            # A process a test started: blame the test running when it died, and say it was
+            # the child that died.
+            at_death = _test_at_death(owner, rec) or owner.test
+            incident.test = at_death.nodeid
             incident.extra["in_child_process"] = True
-            # Only what ran before the test that started the child: later tests are not
-            # suspects, and re-running them could crash for reasons of their own.
+            if at_death is not owner.test:
+                incident.extra["started_by_test"] = owner.test.nodeid
+            # Only what ran before that test: later tests are not suspects, and re-running
+            # them could crash for reasons of their own.
             incident.prior_tests, incident.repro = self._prior_and_repro(
-                owner.process, owner.test.nodeid
+                owner.process, at_death.nodeid
             )
-            incident.phase = owner.test.phase_at(rec.end)
+            incident.phase = at_death.phase_at(rec.end)
         elif test is not None:
             incident.test = test.nodeid
             incident.phase = test.open_phase
@@ -877,6 +913,13 @@ def _outcome(test: TestRun) -> str | None:
     for phase, outcome in test.phases.items():
         result = _combine(result, phase, outcome)
     return result
+
+
+def _test_at_death(owner: Owner, rec: ProcessRecord) -> TestRun | None:
+    """The test its owner process was running when *rec* died (the owner's, when unknown)."""
+    if rec.end is None:
+        return owner.test
+    return test_at(owner.process, rec.end)
 
 
 def _exit_status(rec: ProcessRecord) -> int | None:

@@ -148,6 +148,8 @@ class StallWatch:
             phase, outcome = record.get("phase"), record.get("outcome")
             if isinstance(phase, str) and isinstance(outcome, str):
                 state.ended[phase] = outcome
+            if phase == "teardown":
+                state.test, state.ended = None, {}
         elif kind == "test-end":
             state.test, state.ended = None, {}
 

@@ -191,10 +191,12 @@ def test_fork_child_gets_back_what_it_would_have_without_the_agent(mix: WrapResu
     assert parent_faults.is_file()
     # (The worker may well crash later in a test of its own; the child's crash is not there.)
     assert "child_segv" not in parent_faults.read_text(errors="replace")
-    # The triage matched the block in output.log to the child that died then.
+    # pytest captured that stderr for the failing test's report; the agent kept the block, and
+    # the triage matched it to the child that died of that signal during that test.
     incident = mix.one(FORK)
     assert incident["pid"] == child
-    assert any(e["source"].startswith("output.log") for e in incident["evidence"])
+    assert any("captured stderr of" in e["source"] for e in incident["evidence"])
+    assert "child_segv" in _frame_names(incident)
 
 
 def test_spawn_child_runs_the_agent(mix: WrapResult) -> None:

@@ -84,6 +84,9 @@ class _State:
     # The test this pytest process is running, so a forked child can name it.
     current_test: str | None = None
     worker: str | None = None
+    # The record encoder: this module's own at start-up (json imports re, milliseconds), the
+    # C encoder of json in pytest, which imported it long before and writes a record per phase.
+    encode = staticmethod(_dumps)
 
 
 state = _State()
@@ -99,7 +102,7 @@ def record(kind: str, **fields: object) -> None:
         return
     fields = {"t": time.time(), "kind": kind, "pid": state.pid, **fields}
     try:
-        data = (_dumps(fields) + "\n").encode("utf-8", "backslashreplace")
+        data = (state.encode(fields) + "\n").encode("utf-8", "backslashreplace")
         if state.journal_fd is not None:
             os.write(state.journal_fd, data)
             return
@@ -238,6 +241,9 @@ def enter_pytest(worker: str | None, faulthandler_plugin: bool = True) -> int | 
     state.worker = worker
     if state.journal_fd is None:
         state.journal_fd = os.open(_journal_path(), _FLAGS, 0o600)
+    import json
+
+    state.encode = json.JSONEncoder(separators=(",", ":"), default=str).encode  # type: ignore[assignment]
     if state.fault_file is None and not faulthandler_plugin:
         # `-p no:faulthandler`: a test may check that it is off, as it is without the agent.
         if state.faulthandler_on_stderr:
