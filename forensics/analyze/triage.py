@@ -380,20 +380,27 @@ class _Builder:
             return False
         later = f" (started by {owner.test.nodeid})" if test is not owner.test else ""
         if test.end is not None and not test.failed:
-            self._expect(rec, owner, signal, f"{test.nodeid} passed{later}")
+            self._expect(rec, owner, signal, f"{test.nodeid} passed{later}", test)
             return False
         if test.failed and signal in KILL_SIGNALS and not oom:
             self.consequences.append((Owner(owner.process, test), rec, signal or "?"))
             return False
         return True
 
-    def _expect(self, rec: ProcessRecord, owner: Owner, signal: str | None, why: str) -> None:
+    def _expect(
+        self,
+        rec: ProcessRecord,
+        owner: Owner,
+        signal: str | None,
+        why: str,
+        test: TestRun | None = None,
+    ) -> None:
         self.expected.append(
             ExpectedDeath(
                 pid=rec.pid,
                 argv=_short_argv(rec.argv),
                 reason=why,
-                test=owner.test.nodeid,
+                test=(test or owner.test).nodeid,
                 signal=signal,
                 exit_code=_exit_status(rec),
                 time=rec.end,
