@@ -37,3 +37,7 @@ class RunLimits:
         """*argv* under ``forensics wrap`` with these limits, run by this interpreter."""
         head = [sys.executable, "-m", "forensics", "wrap", "--bundle", str(bundle)]
         return [*head, *self.wrap_args(), "--", *argv]
+
+
+# wrap's own defaults: what a run gets when the user gives none of the three options.
+WRAP_DEFAULTS = RunLimits()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forensics.errors import ForensicsError
-from forensics.limits import RunLimits
+from forensics.limits import WRAP_DEFAULTS, RunLimits
 from forensics.stress.runner import Iteration
 
 DEFAULT_HISTORY = Path(".forensics") / "stress.sqlite"
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS failures (
 CREATE INDEX IF NOT EXISTS iterations_key ON iterations (command, cwd, level);
 """
 # Columns added since version 1, with the value rows written before them get.
-_DEFAULTS = RunLimits()
+_DEFAULTS = WRAP_DEFAULTS
 _ADDED = (
     ("iterations", "hang_timeout", "REAL", _DEFAULTS.hang_timeout),
     ("iterations", "timeout", "REAL", _DEFAULTS.timeout),
