@@ -58,15 +58,21 @@ def run_iteration(
 ) -> Iteration:
     wrap = limits.wrap_command(bundle, argv)
     started = time.time()
-    proc = subprocess.run(
-        wrap,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            wrap,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            check=False,
+        )
+    except OSError as exc:
+        raise ForensicsError(
+            f"cannot start `forensics wrap` with {wrap[0]}: {exc.strerror or exc}; "
+            "run stress with an interpreter this user can execute"
+        ) from exc
     seconds = time.time() - started
     last = _last_line(proc.stderr, skip_prefix="forensics:")
     if proc.returncode in _BAD_COMMAND:

@@ -1,8 +1,9 @@
-"""A stress history written before the wrap limits were recorded still opens, and adds up."""
+"""The stress history across versions, and the runner's one-line errors."""
 
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from forensics.errors import ForensicsError
 from forensics.limits import RunLimits
 from forensics.stress.history import History
-from forensics.stress.runner import Failure, Iteration
+from forensics.stress.runner import Failure, Iteration, run_iteration
 
 # The schema as version 1 wrote it.
 V1 = """
@@ -65,3 +66,15 @@ def test_a_newer_history_is_refused_in_one_line(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(ForensicsError, match=r"version 9.*--history"):
         History(tmp_path / "h.sqlite")
+
+
+def test_an_interpreter_that_cannot_start_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As an unprivileged user whose interpreter lives under a directory it cannot enter.
+    locked = tmp_path / "python"
+    locked.write_text("")
+    locked.chmod(0o600)
+    monkeypatch.setattr(sys, "executable", str(locked))
+    with pytest.raises(ForensicsError, match=r"cannot start `forensics wrap` with .*python"):
+        run_iteration(["pytest"], 0, 1, tmp_path / "b", RunLimits())
