@@ -20,6 +20,7 @@ from typing import Literal
 
 from forensics.bisect.target import Target
 from forensics.bisect.trial import TrialResult, run_trial
+from forensics.limits import WRAP_DEFAULTS, RunLimits
 
 Outcome = Literal["polluters", "fails-alone", "no-repro"]
 Progress = Callable[[str], None]
@@ -55,14 +56,17 @@ def runs_needed(reproduced: int, runs: int, cap: int) -> int:
 
 
 class _Runner:
-    def __init__(self, bisection: Bisection, timeout: float, progress: Progress) -> None:
+    def __init__(
+        self, bisection: Bisection, timeout: float, limits: RunLimits, progress: Progress
+    ) -> None:
         self.b = bisection
         self.timeout = timeout
+        self.limits = limits
         self.progress = progress
         self.cache: dict[tuple[str, ...], bool] = {}
 
     def once(self, earlier: tuple[str, ...], label: str) -> TrialResult:
-        result = run_trial(self.b.target, earlier, self.timeout)
+        result = run_trial(self.b.target, earlier, self.timeout, self.limits)
         self.b.runs += 1
         line = f"{label}: {len(earlier)} earlier test(s) -> {result.how} ({result.seconds:.1f}s)"
         self.b.log.append(line)
@@ -85,11 +89,12 @@ def bisect(
     repeat: int = 3,
     max_runs: int = 10,
     timeout: float = 300.0,
+    limits: RunLimits = WRAP_DEFAULTS,
     progress: Progress = lambda _line: None,
 ) -> Bisection:
     started = time.monotonic()
     b = Bisection(target=target)
-    runner = _Runner(b, timeout, progress)
+    runner = _Runner(b, timeout, limits, progress)
     full = target.prior
     b.confirm_runs = repeat
     b.confirm_reproduced = sum(runner.once(full, "full sequence").reproduced for _ in range(repeat))

@@ -3,7 +3,9 @@
 A trial reproduces when the victim fails, or when the process dies (or hangs) while the
 victim is the test running.  The victim's outcome comes from a JUnit XML file, and which test
 was running when the process died from pytest's ``-v`` progress lines, which are written
-before a test starts: a crash leaves no JUnit file behind, but leaves that line.
+before a test starts: a crash leaves no JUnit file behind, but leaves that line.  Each trial
+runs under ``forensics wrap`` with the user's limits, so a trial that hangs is ended (with its
+stacks) after ``--hang-timeout`` as a stress iteration or a wrapped run would be.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forensics.bisect.target import Target
+from forensics.bundle import EVENTS, read_jsonl
 from forensics.errors import ForensicsError
+from forensics.limits import WRAP_DEFAULTS, RunLimits
 
 # pytest's exit statuses that mean the trial could not run the tests at all.
 _NOT_RUN = {
@@ -41,17 +45,22 @@ class TrialResult:
     seconds: float
 
 
-def run_trial(target: Target, earlier: tuple[str, ...], timeout: float) -> TrialResult:
+def run_trial(
+    target: Target, earlier: tuple[str, ...], timeout: float, limits: RunLimits = WRAP_DEFAULTS
+) -> TrialResult:
     with tempfile.TemporaryDirectory(prefix="forensics-bisect-") as tmp:
         junit = Path(tmp) / "junit.xml"
+        bundle = Path(tmp) / "bundle"
         argv = [*target.argv(earlier), "-v", f"--junitxml={junit}"]
         started = time.monotonic()
-        status, output, timed_out = _run(argv, target.rootdir, timeout)
+        status, output, timed_out = _run(limits.wrap_command(bundle, argv), target.rootdir, timeout)
         seconds = time.monotonic() - started
         running = _last_started(output, [*earlier, target.victim])
         victim_running = running == target.victim
         if timed_out:
             return TrialResult(victim_running, "timed out", seconds)
+        if _wrap_ended_it(bundle):
+            return TrialResult(victim_running, "hung", seconds)
         if status < 0 or status >= 128:
             return TrialResult(victim_running, f"crashed (status {_shell_status(status)})", seconds)
         outcome = _junit_outcome(junit, target.victim)
@@ -91,6 +100,11 @@ def _run(argv: list[str], cwd: str, timeout: float) -> tuple[int, str, bool]:
         if proc.poll() is None:  # Ctrl-C while waiting
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _wrap_ended_it(bundle: Path) -> bool:
+    """wrap found a hang (--hang-timeout) or hit --timeout and ended the trial."""
+    return any(ev.get("kind") in ("stall", "timeout") for ev in read_jsonl(bundle / EVENTS))
 
 
 def _shell_status(status: int) -> int:

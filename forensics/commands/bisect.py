@@ -8,7 +8,9 @@ Takes the incident's test and the tests that ran before it in the same process, 
 the sequence reproduces in one process (-n 0) and that the test alone passes, then shrinks the
 earlier tests to the smallest set that still makes it fail or crash (a crash counts as a
 failure).  Prints the polluters and a command that reproduces the failure.  Exits 1 when the
-failure does not reproduce in one process.
+failure does not reproduce in one process.  Every trial runs under `forensics wrap` with
+--hang-timeout, --timeout and --interrupt-grace; --trial-timeout is the last resort that kills
+a trial wrap could not end.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import click
 
 from forensics.bisect.render import FORMATS
+from forensics.commands.limits import limit_options, run_limits
 from forensics.commands.output import format_option
 
 
@@ -55,6 +58,7 @@ from forensics.commands.output import format_option
     metavar="S",
     help="End a trial that runs longer than S seconds.",
 )
+@limit_options(passed_to="trial")
 @click.option("-q", "--quiet", is_flag=True, help="No per-trial progress on stderr.")
 def command(
     bundle: Path,
@@ -63,12 +67,16 @@ def command(
     repeat: int,
     max_runs: int,
     trial_timeout: float,
+    hang_timeout: float,
+    timeout: float,
+    interrupt_grace: float,
     quiet: bool,
 ) -> None:
     from forensics.bisect.render import render
     from forensics.bisect.search import bisect
     from forensics.bisect.target import load_target
 
+    limits = run_limits(hang_timeout, timeout, interrupt_grace)
     target = load_target(bundle, incident_id)
     if not quiet:
         click.echo(
@@ -81,6 +89,7 @@ def command(
         repeat=repeat,
         max_runs=max_runs,
         timeout=trial_timeout,
+        limits=limits,
         progress=_quiet if quiet else _show,
     )
     click.echo(render(result, str(bundle), fmt), nl=False)

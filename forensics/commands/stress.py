@@ -4,13 +4,16 @@
   forensics stress --iterations 20 --parallel 0,4,8 -- python -m pytest tests/
   forensics stress --iterations 100 --parallel 16 --until-fail -- pytest tests/router
   forensics stress --iterations 50 --parallel 0,8 --time-budget 3600 --format markdown -- pytest
+  forensics stress --iterations 20 --parallel 0,4 --hang-timeout 10 -- pytest tests/
 
 Level 0 runs the command with -n 0 (no xdist workers); level K with -n K, replacing any -n
 already in the command.  Levels take turns, one iteration each, so a time budget or Ctrl-C
 still leaves comparable counts.  Every iteration is recorded in a SQLite history (default
 .forensics/stress.sqlite), so later runs of the same command add to the same table.  Bundles
 of failed iterations are kept (passed ones are removed unless --keep-passed); the output ends
-with the commands to look at them.  Exits 0 when the runs are done, failures or not.
+with the commands to look at them.  --hang-timeout, --timeout and --interrupt-grace are
+wrap's and go to every iteration: a short --hang-timeout keeps a suite that hangs from costing
+wrap's default 300 s per hung iteration.  Exits 0 when the runs are done, failures or not.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from forensics.commands.limits import limit_options, run_limits
 from forensics.commands.output import format_option
 from forensics.stress.render import FORMATS
 
@@ -55,6 +59,7 @@ if TYPE_CHECKING:
     metavar="S",
     help="Start no new iteration after S seconds.",
 )
+@limit_options(passed_to="iteration")
 @format_option("text", FORMATS, "Output format (stdout).")
 @click.option(
     "--history",
@@ -75,6 +80,9 @@ def command(
     parallel: str,
     until_fail: bool,
     time_budget: float | None,
+    hang_timeout: float,
+    timeout: float,
+    interrupt_grace: float,
     fmt: str,
     history: Path | None,
     bundles: Path | None,
@@ -87,6 +95,7 @@ def command(
     from forensics.stress.runner import run_iteration
 
     levels = parse_levels(parallel)
+    limits = run_limits(hang_timeout, timeout, interrupt_grace)
     cmd = list(argv)
     check_pytest_command(cmd)
     session = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
@@ -107,7 +116,9 @@ def command(
                     stopped = f"time budget of {time_budget:g}s used"
                     break
                 bundle = bundle_root / f"n{level}-{index + 1:03d}"
-                it: Iteration = run_iteration(at_level(cmd, level), level, index + 1, bundle)
+                it: Iteration = run_iteration(
+                    at_level(cmd, level), level, index + 1, bundle, limits
+                )
                 store.add(session, key, cwd, it)
                 ran += 1
                 if it.passed and not keep_passed:
@@ -127,6 +138,8 @@ def command(
             ran=ran,
             stopped=stopped,
             levels=store.levels(key, cwd),
+            groups=store.groups(key, cwd),
+            limits=store.limits(key, cwd),
         )
     finally:
         store.close()
@@ -134,7 +147,8 @@ def command(
 
 
 def _line(it: Iteration, done: int, total: int, elapsed: float) -> str:
-    what = "passed" if it.passed else "failed: " + ", ".join(sorted({f.cause for f in it.failures}))
+    causes = sorted({f.cause + (f" in {f.phase}" if f.phase else "") for f in it.failures})
+    what = "passed" if it.passed else "failed: " + ", ".join(causes)
     eta = elapsed / done * (total - done)
     return (
         f"  [{done}/{total}] -n {it.level} #{it.index}: {what} ({it.seconds:.1f}s), ETA {eta:.0f}s"

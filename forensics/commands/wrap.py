@@ -19,12 +19,10 @@ from pathlib import Path
 import click
 
 from forensics.bundle import BundleError, create_bundle_dir
+from forensics.commands.limits import limit_options, run_limits
 from forensics.commands.output import write_file
 from forensics.errors import ForensicsError
 from forensics.supervise.supervisor import CommandNotRunnable, Supervisor, WrapOptions
-
-# pytest-timeout's users typically allow a test minutes; a CI job an hour or more.
-DEFAULT_HANG_TIMEOUT = 300.0
 
 
 def _default_bundle() -> Path:
@@ -44,30 +42,7 @@ def _default_bundle() -> Path:
     help="Bundle directory to write (default: ./forensics-<time>-<pid>/).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing bundle directory.")
-@click.option(
-    "--hang-timeout",
-    type=float,
-    default=DEFAULT_HANG_TIMEOUT,
-    metavar="S",
-    show_default=True,
-    help="A test that makes no progress for S seconds is a hang: its stacks are taken "
-    "and its worker ended. 0 turns it off.",
-)
-@click.option(
-    "--timeout",
-    type=float,
-    default=0,
-    metavar="S",
-    help="End the whole run after S seconds, with evidence. 0 (default) turns it off.",
-)
-@click.option(
-    "--interrupt-grace",
-    type=float,
-    default=10.0,
-    metavar="S",
-    show_default=True,
-    help="After Ctrl-C or SIGTERM, how long the command gets to exit by itself.",
-)
+@limit_options()
 @click.option(
     "--foreground",
     is_flag=True,
@@ -78,8 +53,8 @@ def _default_bundle() -> Path:
 def command(
     bundle: Path | None,
     force: bool,
-    hang_timeout: float | None,
-    timeout: float | None,
+    hang_timeout: float,
+    timeout: float,
     interrupt_grace: float,
     foreground: bool,
     argv: tuple[str, ...],
@@ -88,9 +63,7 @@ def command(
         raise click.UsageError(
             "give the command to run after --, e.g. forensics wrap -- pytest -n 4"
         )
-    for name, value in (("--hang-timeout", hang_timeout), ("--timeout", timeout)):
-        if value is not None and value < 0:
-            raise click.UsageError(f"{name} must be >= 0 (0 turns it off), got {value:g}")
+    limits = run_limits(hang_timeout, timeout, interrupt_grace)
     path = bundle or _default_bundle()
     try:
         create_bundle_dir(path, force=force)
@@ -99,9 +72,9 @@ def command(
     options = WrapOptions(
         argv=list(argv),
         bundle=path,
-        hang_timeout=hang_timeout or None,
-        timeout=timeout or None,
-        interrupt_grace=interrupt_grace,
+        hang_timeout=limits.hang_timeout or None,
+        timeout=limits.timeout or None,
+        interrupt_grace=limits.interrupt_grace,
         foreground=foreground,
     )
     supervisor = Supervisor(options)

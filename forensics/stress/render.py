@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forensics.stress.history import LevelRow
+from forensics.stress.history import LevelRow, LimitsRow, SignatureGroup
 
 STRESS_SCHEMA = "forensics.stress/1"
 FORMATS = ("text", "json", "markdown", "html")
@@ -30,6 +30,9 @@ class StressReport:
     ran: int
     stopped: str | None
     levels: list[LevelRow] = field(default_factory=list)
+    # Each signature across the levels, and the wrap limits the iterations ran with.
+    groups: list[SignatureGroup] = field(default_factory=list)
+    limits: list[LimitsRow] = field(default_factory=list)
 
     def next_commands(self, limit: int = 8) -> list[str]:
         """What to type next, for the newest bundle of each signature that still exists."""
@@ -56,6 +59,33 @@ def _rate(part: int, whole: int) -> str:
     return f"{100 * part / whole:.0f}%" if whole else "-"
 
 
+def hung_cell(lv: LevelRow) -> str:
+    """``3 (teardown 2, call 1)``: a teardown hang is a different bug from a call hang."""
+    if not lv.hung:
+        return "0"
+    return f"{lv.hung} (" + ", ".join(f"{p} {n}" for p, n in lv.hangs_by_phase.items()) + ")"
+
+
+def limits_line(report: StressReport) -> str:
+    parts = [
+        f"{row.iterations} with `forensics wrap {' '.join(row.limits.wrap_args())}`"
+        for row in report.limits
+    ]
+    return "Iterations run: " + "; ".join(parts) if parts else ""
+
+
+def _signature_dict(g: SignatureGroup) -> dict[str, Any]:
+    return {
+        "signature": g.signature,
+        "cause": g.cause,
+        "phase": g.phase,
+        "counts": {str(level): n for level, n in sorted(g.counts.items())},
+        "sample": g.sample,
+        "first_bundle": g.first_bundle,
+        "first_incident": g.first_incident,
+    }
+
+
 def to_dict(report: StressReport) -> dict[str, Any]:
     return {
         "schema": STRESS_SCHEMA,
@@ -66,6 +96,15 @@ def to_dict(report: StressReport) -> dict[str, Any]:
         "session": report.session,
         "ran": report.ran,
         "stopped": report.stopped,
+        "limits": [
+            {
+                "hang_timeout": row.limits.hang_timeout,
+                "timeout": row.limits.timeout,
+                "interrupt_grace": row.limits.interrupt_grace,
+                "iterations": row.iterations,
+            }
+            for row in report.limits
+        ],
         "levels": [
             {
                 "parallel": lv.parallel,
@@ -73,11 +112,15 @@ def to_dict(report: StressReport) -> dict[str, Any]:
                 "passed": lv.passed,
                 "failed": lv.failed,
                 "mean_duration_s": round(lv.mean_duration_s, 3),
+                "crashed": lv.crashed,
+                "hung": lv.hung,
+                "hangs_by_phase": lv.hangs_by_phase,
                 "by_cause": lv.by_cause,
                 "signatures": [
                     {
                         "signature": s.signature,
                         "cause": s.cause,
+                        "phase": s.phase,
                         "count": s.count,
                         "sample": s.sample,
                         "bundle": s.bundle,
@@ -87,6 +130,7 @@ def to_dict(report: StressReport) -> dict[str, Any]:
             }
             for lv in report.levels
         ],
+        "signatures": [_signature_dict(g) for g in report.groups],
         "next": report.next_commands(),
     }
 
@@ -98,14 +142,18 @@ def text_lines(report: StressReport) -> Iterator[str]:
         f"this session ran {report.ran} iteration(s)"
         + (f", stopped: {report.stopped}" if report.stopped else "")
     )
+    if report.limits:
+        yield "  " + limits_line(report).replace("`", "")
     yield ""
     yield (
-        f"{'level':<15} {'iterations':>10} {'passed':>7} {'failed':>7} {'pass rate':>9} {'mean':>7}"
+        f"{'level':<15} {'iterations':>10} {'passed':>7} {'failed':>7} {'crashed':>7} "
+        f"{'pass rate':>9} {'mean':>7}  hung"
     )
     for lv in report.levels:
         yield (
             f"{level_name(lv.parallel):<15} {lv.iterations:>10} {lv.passed:>7} {lv.failed:>7} "
-            f"{_rate(lv.passed, lv.iterations):>9} {lv.mean_duration_s:>6.1f}s"
+            f"{lv.crashed:>7} {_rate(lv.passed, lv.iterations):>9} {lv.mean_duration_s:>6.1f}s  "
+            f"{hung_cell(lv)}"
         )
     for lv in report.levels:
         if not lv.signatures:
@@ -115,7 +163,8 @@ def text_lines(report: StressReport) -> Iterator[str]:
         yield f"{level_name(lv.parallel)}: failed in {lv.failed} of {lv.iterations} ({causes})"
         for sig in lv.signatures:
             share = _rate(sig.count, lv.iterations)
-            yield f"  {sig.count:>4} {share:>4}  [{sig.cause}] {sig.signature}"
+            cause = sig.cause + (f" in {sig.phase}" if sig.phase else "")
+            yield f"  {sig.count:>4} {share:>4}  [{cause}] {sig.signature}"
     commands = report.next_commands()
     if commands:
         yield ""
@@ -128,31 +177,40 @@ def _md(text: str) -> str:
 
 
 def markdown_lines(report: StressReport) -> Iterator[str]:
+    """Seed 001's pass-rate table, then one line per signature with its count at each level."""
     yield f"### Stress results: `{_md(report.command)}`"
     yield ""
-    yield "| Parallelism | Iterations | Passed | Failed | Pass Rate |"
-    yield "|-------------|-----------:|-------:|-------:|----------:|"
+    if report.limits:
+        yield limits_line(report)
+        yield ""
+    yield "| Parallelism | Iterations | Passed | Failed | Crashed | Hung | Pass Rate |"
+    yield "|-------------|-----------:|-------:|-------:|--------:|-----:|----------:|"
     for lv in report.levels:
         yield (
             f"| {level_name(lv.parallel)} | {lv.iterations} | {lv.passed} | {lv.failed} | "
-            f"**{_rate(lv.passed, lv.iterations)}** |"
+            f"{lv.crashed} | {hung_cell(lv)} | **{_rate(lv.passed, lv.iterations)}** |"
         )
-    for lv in report.levels:
-        yield ""
-        yield f"#### {level_name(lv.parallel)} ({lv.iterations} iterations)"
-        yield ""
-        if not lv.signatures:
-            yield "No failures."
-            continue
-        yield "| Cause | Signature | Count | % | Sample Message |"
-        yield "|-------|-----------|------:|--:|----------------|"
-        for sig in lv.signatures:
-            yield (
-                f"| {sig.cause} | `{_md(sig.signature)}` | {sig.count} | "
-                f"{_rate(sig.count, lv.iterations)} | `{_md(sig.sample)}` |"
-            )
-        total = _rate(lv.failed, lv.iterations)
-        yield f"| **Total failures** | | **{lv.failed}** | **{total}** | |"
+    yield ""
+    if not report.groups:
+        yield "No failures."
+        return
+    levels = [lv.parallel for lv in report.levels]
+    totals = {lv.parallel: lv.iterations for lv in report.levels}
+    yield "#### Failure signatures"
+    yield ""
+    yield (
+        "| Cause | Phase | Signature | "
+        + " | ".join(level_name(p) for p in levels)
+        + " | First bundle | Sample Message |"
+    )
+    yield "|-------|-------|-----------|" + "----:|" * len(levels) + "---|---|"
+    for g in report.groups:
+        counts = " | ".join(f"{g.counts.get(p, 0)}/{totals[p]}" for p in levels)
+        bundle = f"`{_md(g.first_bundle)}`" if g.first_bundle else "-"
+        yield (
+            f"| {g.cause} | {g.phase or '-'} | `{_md(g.signature)}` | {counts} | {bundle} | "
+            f"`{_md(g.sample)}` |"
+        )
 
 
 _CSS = (
@@ -170,13 +228,15 @@ def render_html(report: StressReport) -> str:
         f"<title>forensics stress: {e(report.command)}</title><style>{_CSS}</style></head><body>",
         f"<h1>Stress results</h1><p><code>{e(report.command)}</code> in <code>{e(report.cwd)}"
         f"</code>, {report.sessions} session(s)</p>",
+        f"<p>{e(limits_line(report).replace('`', ''))}</p>",
         "<table><tr><th>Parallelism</th><th>Iterations</th><th>Passed</th><th>Failed</th>"
-        "<th>Pass rate</th><th>Mean time</th></tr>",
+        "<th>Crashed</th><th>Hung</th><th>Pass rate</th><th>Mean time</th></tr>",
     ]
     for lv in report.levels:
         parts.append(
             f"<tr><td>{e(level_name(lv.parallel))}</td><td class=n>{lv.iterations}</td>"
             f"<td class=n>{lv.passed}</td><td class=n>{lv.failed}</td>"
+            f"<td class=n>{lv.crashed}</td><td>{e(hung_cell(lv))}</td>"
             f"<td class=n>{_rate(lv.passed, lv.iterations)}</td>"
             f"<td class=n>{lv.mean_duration_s:.1f}s</td></tr>"
         )
@@ -185,12 +245,13 @@ def render_html(report: StressReport) -> str:
         if not lv.signatures:
             continue
         parts.append(
-            f"<h2>{e(level_name(lv.parallel))}</h2><table><tr><th>Cause</th>"
+            f"<h2>{e(level_name(lv.parallel))}</h2><table><tr><th>Cause</th><th>Phase</th>"
             "<th>Signature</th><th>Count</th><th>%</th><th>Sample message</th></tr>"
         )
         for sig in lv.signatures:
             parts.append(
-                f"<tr><td>{e(sig.cause)}</td><td><code>{e(sig.signature)}</code></td>"
+                f"<tr><td>{e(sig.cause)}</td><td>{e(sig.phase or '-')}</td>"
+                f"<td><code>{e(sig.signature)}</code></td>"
                 f"<td class=n>{sig.count}</td><td class=n>{_rate(sig.count, lv.iterations)}</td>"
                 f"<td><code>{e(sig.sample)}</code></td></tr>"
             )

@@ -7,7 +7,6 @@ handling and process group, exactly as a user's ``forensics wrap`` run does.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from forensics.analyze.triage import analyze_bundle
 from forensics.bundle import BundleError
 from forensics.errors import ForensicsError
+from forensics.limits import RunLimits
 from forensics.model import Incident, Triage
 from forensics.stress.signatures import signature_of
 
@@ -32,6 +32,8 @@ class Failure:
     incident: str
     # The crash happened after other tests in the same process: bisect can look for polluters.
     bisectable: bool
+    # setup, call, teardown or collect, when the triage knows (a hang's phase always).
+    phase: str | None = None
 
 
 @dataclass
@@ -44,24 +46,33 @@ class Iteration:
     seconds: float
     started: float
     failures: list[Failure] = field(default_factory=list)
+    limits: RunLimits = field(default_factory=RunLimits)
 
     @property
     def passed(self) -> bool:
         return self.exit_code == 0 and not self.failures
 
 
-def run_iteration(argv: list[str], level: int, index: int, bundle: Path) -> Iteration:
-    wrap = [sys.executable, "-m", "forensics", "wrap", "--bundle", str(bundle), "--", *argv]
+def run_iteration(
+    argv: list[str], level: int, index: int, bundle: Path, limits: RunLimits
+) -> Iteration:
+    wrap = limits.wrap_command(bundle, argv)
     started = time.time()
-    proc = subprocess.run(
-        wrap,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            wrap,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            check=False,
+        )
+    except OSError as exc:
+        raise ForensicsError(
+            f"cannot start `forensics wrap` with {wrap[0]}: {exc.strerror or exc}; "
+            "run stress with an interpreter this user can execute"
+        ) from exc
     seconds = time.time() - started
     last = _last_line(proc.stderr, skip_prefix="forensics:")
     if proc.returncode in _BAD_COMMAND:
@@ -85,11 +96,12 @@ def run_iteration(argv: list[str], level: int, index: int, bundle: Path) -> Iter
         seconds=seconds,
         started=started,
         failures=failures_of(triage, proc.returncode),
+        limits=limits,
     )
 
 
 def failures_of(triage: Triage, exit_code: int) -> list[Failure]:
-    found = [_failure(i) for i in triage.incidents if i.repeat_of is None]
+    found = [_failure(i, triage.run.cwd) for i in triage.incidents if i.repeat_of is None]
     if exit_code != 0 and not found:
         # Failed without an incident the analyzer could name: still a failed iteration.
         found.append(
@@ -105,17 +117,18 @@ def failures_of(triage: Triage, exit_code: int) -> list[Failure]:
     return found
 
 
-def _failure(incident: Incident) -> Failure:
+def _failure(incident: Incident, cwd: str | None) -> Failure:
     sample = incident.summary
     if incident.cause not in _CRASH_LIKE and incident.evidence:
         sample = _first_line(incident.evidence[0].excerpt) or sample
     return Failure(
         cause=incident.cause,
-        signature=signature_of(incident),
+        signature=signature_of(incident, cwd),
         sample=sample[:300],
         test=incident.test,
         incident=incident.id,
         bisectable=bool(incident.test and incident.prior_tests),
+        phase=incident.phase,
     )
 
 
