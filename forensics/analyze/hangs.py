@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun
-from forensics.bundle import STACKS_DIR
+from forensics.bundle import STACKS_DIR, read_bundle_bytes
 from forensics.model import Evidence, Frame, Incident, Stack
 
 MAX_EVIDENCE_FILE = 16 * 1024 * 1024
@@ -28,10 +28,11 @@ class HangFindings:
 
 def _stacks_from_file(bundle: Path, name: str) -> list[Stack]:
     path = bundle / STACKS_DIR / Path(name).name
-    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_EVIDENCE_FILE:
-        return []
     try:
-        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        raw = read_bundle_bytes(path, MAX_EVIDENCE_FILE + 1)
+        if len(raw) > MAX_EVIDENCE_FILE:
+            return []
+        data = json.loads(raw.decode("utf-8", "replace"))
     except (OSError, ValueError):
         return []
     stacks = []
