@@ -44,7 +44,7 @@ class TrialResult:
 def run_trial(target: Target, earlier: tuple[str, ...], timeout: float) -> TrialResult:
     with tempfile.TemporaryDirectory(prefix="forensics-bisect-") as tmp:
         junit = Path(tmp) / "junit.xml"
-        argv = [*target.argv(earlier), "-v", f"--junitxml={junit}"]
+        argv = target.argv(earlier, ("-v", f"--junitxml={junit}"))
         started = time.monotonic()
         status, output, timed_out = _run(argv, target.rootdir, timeout)
         seconds = time.monotonic() - started
