@@ -32,10 +32,10 @@ def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[
 def _bundle(tmp_path: Path, *tests: str) -> Path:
     suite = tmp_path / "suite"
     shutil.copytree(SCENARIO, suite)
+    pytest_args = ["-p", "no:randomly", "-q", "-n", "1", *tests]
     _run(
-        [*FORENSICS, "wrap", "--bundle", "b", "--", sys.executable, "-m", "pytest"]
-        + ["-p", "no:randomly", "-q", "-n", "1", *tests],
-        cwd=suite,
+        [*FORENSICS, "wrap", "--bundle", "b", "--", sys.executable, "-m", "pytest", *pytest_args],
+        suite,
     )
     return suite
 
