@@ -99,6 +99,7 @@ def scan_junit(stream: IO[bytes], source: str) -> LogScan:
     duration = 0.0
     seen_suite_time = False
     index = 0
+
     def drain() -> None:
         nonlocal index, duration
         for _event, elem in parser.read_events():  # type: ignore[misc]
