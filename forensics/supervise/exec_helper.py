@@ -16,7 +16,6 @@ is close-on-exec, so the supervisor reads end-of-file when the exec succeeded).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import sys
@@ -33,7 +32,9 @@ def _prepare(parent: int, cgroup_procs: str) -> None:
                 fh.write("0")
         except OSError:
             pass  # the run goes on outside the cgroup; the supervisor notes what it lacks
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # dlopen(NULL): the interpreter's own symbols include libc's (find_library would run
+    # ldconfig, 100 ms).
+    libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     # The supervisor may have died before the prctl; then nothing would kill us.
     if os.getppid() != parent:
