@@ -208,6 +208,14 @@ def is_regular_file(path: Path) -> bool:
         return False
 
 
+def is_real_dir(path: Path) -> bool:
+    """A directory that is not a symlink: a bundle's folders are read only when they are."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def read_bundle_bytes(path: Path | str, limit: int) -> bytes:
     """At most *limit* bytes of a bundle file (``OSError`` when it is not a regular file)."""
     with open_bundle_file(path) as fh:

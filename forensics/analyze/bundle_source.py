@@ -19,6 +19,7 @@ from forensics.bundle import (
     SYSTEM_DIR,
     WORKERS_DIR,
     check_bundle,
+    is_real_dir,
     is_regular_file,
     open_bundle_file,
     read_bundle_bytes,
@@ -163,7 +164,7 @@ def load_bundle(path: Path) -> BundleData:
 
     controller_records: list[dict[str, Any]] = []
     workers_dir = path / WORKERS_DIR
-    journal_files = sorted(workers_dir.glob("*.jsonl")) if workers_dir.is_dir() else []
+    journal_files = sorted(workers_dir.glob("*.jsonl")) if is_real_dir(workers_dir) else []
     for journal in journal_files:
         stem_pid = int(journal.stem) if journal.stem.isdecimal() else None
         for rec_raw in read_jsonl(journal):
@@ -173,7 +174,7 @@ def load_bundle(path: Path) -> BundleData:
             _apply_breadcrumb(proc(pid), rec_raw, controller_records)
 
     faults_dir = path / FAULTS_DIR
-    if faults_dir.is_dir():
+    if is_real_dir(faults_dir):
         for fault in sorted(faults_dir.glob("*.log")):
             if not fault.stem.isdecimal():
                 continue
@@ -300,7 +301,7 @@ def _load_system(system_dir: Path) -> dict[str, Any]:
     import json
 
     found: dict[str, Any] = {}
-    if not system_dir.is_dir():
+    if not is_real_dir(system_dir):
         return found
     for entry in sorted(system_dir.iterdir()):
         if not is_regular_file(entry):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun
-from forensics.bundle import STACKS_DIR, read_bundle_bytes
+from forensics.bundle import STACKS_DIR, is_real_dir, read_bundle_bytes
 from forensics.model import Evidence, Frame, Incident, Stack
 
 MAX_EVIDENCE_FILE = 16 * 1024 * 1024
@@ -27,6 +27,8 @@ class HangFindings:
 
 
 def _stacks_from_file(bundle: Path, name: str) -> list[Stack]:
+    if not is_real_dir(bundle / STACKS_DIR):
+        return []
     path = bundle / STACKS_DIR / Path(name).name
     try:
         raw = read_bundle_bytes(path, MAX_EVIDENCE_FILE + 1)

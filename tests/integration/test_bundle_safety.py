@@ -100,11 +100,16 @@ def test_report_of_events_linked_to_dev_zero_is_bounded(tmp_path: Path) -> None:
     secret = tmp_path / "secret.jsonl"
     secret.write_text('{"kind": "test-start", "nodeid": "reader-only.py::t", "t": 1}\n')
     (bundle / "workers" / "8.jsonl").symlink_to(secret)
+    # A linked folder is not read either.
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "9.log").write_text("Fatal Python error: from-a-foreign-dir\n")
+    (bundle / "faults").symlink_to(foreign)
     status, out, err = _report(bundle, tmp_path)
     assert status == 0, err[-2000:]
     assert "MemoryError" not in err and "Traceback" not in err
     triage = json.loads(out)
-    assert "reader-only.py" not in out
+    assert "reader-only.py" not in out and "from-a-foreign-dir" not in out
     assert any("events.jsonl" in note for note in triage["notes"])
 
 
