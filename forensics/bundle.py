@@ -7,13 +7,16 @@ a bundle directory is never written through.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import signal
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 BUNDLE_SCHEMA = "forensics.bundle/1"
 
@@ -57,7 +60,11 @@ class BundleError(Exception):
 
 
 def create_bundle_dir(path: Path, *, force: bool = False) -> Path:
-    """Create a new bundle directory, 0700, refusing to reuse one unless *force*."""
+    """Create a new bundle directory, 0700, refusing to reuse one unless *force*.
+
+    *force* reuses only an empty directory or an earlier forensics bundle, and removes only the
+    files a bundle holds: ``--bundle . --force`` in a checkout must not cost the checkout.
+    """
     if path.is_symlink():
         raise BundleError(f"{path} is a symlink; give a real directory path for the bundle")
     if path.exists():
@@ -80,13 +87,47 @@ def create_bundle_dir(path: Path, *, force: bool = False) -> Path:
     return path
 
 
+# What a bundle holds: top-level files, and the file names inside each of its folders.
+_TOP_FILES = re.compile(
+    r"(?:manifest\.json|events\.jsonl|output\.log|report\.html|signals\.jsonl"
+    r"|\.manifest\.json\.\d+\.tmp)"
+)
+_SUB_FILES = {
+    WORKERS_DIR: re.compile(r"[\w.-]+\.jsonl"),
+    FAULTS_DIR: re.compile(r"\d+\.log"),
+    STACKS_DIR: re.compile(r"\d+(?:\.\d+)?\.[\w.-]+"),
+    SYSTEM_DIR: re.compile(r"[\w.-]+\.(?:json|log)"),
+}
+
+
+def _is_earlier_bundle(path: Path) -> bool:
+    return read_manifest(path).get("schema") == BUNDLE_SCHEMA
+
+
 def _clear_bundle(path: Path) -> None:
-    """Remove what an earlier run left in a bundle directory, without following symlinks."""
-    for entry in list(path.iterdir()):
-        if entry.is_dir() and not entry.is_symlink():
-            _clear_bundle(entry)
-            entry.rmdir()
-        else:
+    """Remove the files an earlier run left in *path*: only bundle files, no symlink followed.
+
+    Anything else (a user's file that landed in the bundle) stays where it is.
+    """
+    entries = list(path.iterdir())
+    if entries and not _is_earlier_bundle(path):
+        raise BundleError(
+            f"{path} is not empty and is not a forensics bundle; --force only replaces an "
+            "earlier bundle, so give a new or empty directory"
+        )
+    for entry in entries:
+        name = entry.name
+        if name in _SUB_FILES:
+            if entry.is_symlink() or not entry.is_dir():
+                # A planted link would send the agents' writes elsewhere.
+                entry.unlink()
+                continue
+            for inner in entry.iterdir():
+                if _SUB_FILES[name].fullmatch(inner.name) and (
+                    inner.is_symlink() or not inner.is_dir()
+                ):
+                    inner.unlink()
+        elif _TOP_FILES.fullmatch(name) and (entry.is_symlink() or not entry.is_dir()):
             entry.unlink()
 
 
@@ -142,21 +183,77 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 # --- readers ---------------------------------------------------------------------------------
 
 MAX_LINE = 4 * 1024 * 1024
+MAX_MANIFEST = 4 * 1024 * 1024
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def open_bundle_file(path: Path | str) -> BinaryIO:
+    """Open a file of a bundle for reading: a regular file only, never through a symlink.
+
+    A bundle may come from anyone: ``events.jsonl`` linked to ``/dev/zero``, to a FIFO that
+    blocks forever or to a file of the reader's, is refused (``OSError``) rather than read.
+    """
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def is_regular_file(path: Path) -> bool:
+    """A regular file that is not a symlink (what bundle readers accept)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def is_real_dir(path: Path) -> bool:
+    """A directory that is not a symlink: a bundle's folders are read only when they are."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def read_bundle_bytes(path: Path | str, limit: int) -> bytes:
+    """At most *limit* bytes of a bundle file (``OSError`` when it is not a regular file)."""
+    with open_bundle_file(path) as fh:
+        return fh.read(limit)
+
+
+def _bounded_lines(fh: BinaryIO, limit: int) -> Iterator[bytes | None]:
+    """The lines of *fh*, each read with at most *limit* bytes in memory; ``None`` for a line
+    that is longer (its rest is read and dropped in pieces)."""
+    while True:
+        raw = fh.readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) <= limit:
+            yield raw
+            continue
+        while raw and not raw.endswith(b"\n"):
+            raw = fh.readline(limit)
+        yield None
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Yield the JSON objects of *path*, skipping lines that are truncated or not objects.
 
     A supervisor killed mid-write leaves a partial last line; a hostile bundle may hold
-    anything.  Neither stops the reader.
+    anything: a line is never read whole before its size is known, and a path that is not a
+    regular file (a symlink, a device, a FIFO) yields nothing.
     """
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below, generator
+        fh = open_bundle_file(path)
     except OSError:
         return
     with fh:
-        for raw in fh:
-            if len(raw) > MAX_LINE:
+        for raw in _bounded_lines(fh, MAX_LINE):
+            if raw is None:
                 continue
             try:
                 obj = json.loads(raw.decode("utf-8", "replace"))
@@ -168,14 +265,17 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 def read_manifest(bundle: Path) -> dict[str, Any]:
     try:
-        data = json.loads((bundle / MANIFEST).read_text(encoding="utf-8", errors="replace"))
+        raw = read_bundle_bytes(bundle / MANIFEST, MAX_MANIFEST + 1)
+        if len(raw) > MAX_MANIFEST:
+            return {}
+        data = json.loads(raw.decode("utf-8", "replace"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def is_bundle(path: Path) -> bool:
-    return (path / MANIFEST).is_file() or (path / EVENTS).is_file()
+    return is_regular_file(path / MANIFEST) or is_regular_file(path / EVENTS)
 
 
 def check_bundle(path: Path) -> Path:

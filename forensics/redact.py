@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -43,9 +44,13 @@ _NOT_SECRET_NAME = re.compile(
     r"|(?:_DIR|_PATH|_FILE|_SOCK|_HOME|_ID_TOKEN_REQUEST_URL)$|AUTHOR|MONKEY|KEYBOARD|KEYMAP",
     re.IGNORECASE,
 )
-_MIN_SECRET_LEN = 6
-# Values too common to scrub even under a secret name: they are flags, not secrets.
-_BORING_VALUES = frozenset({"true", "false", "enabled", "disabled", "public", "default", "secret"})
+# A secret-named variable's value is replaced *wherever it appears* only when it could not be
+# part of an ordinary name: CI services set POSTGRES_PASSWORD=postgres, and scrubbing "postgres"
+# everywhere would turn tests/test_postgres.py into an unusable path.  Short or word-like values
+# are still scrubbed where the syntax says they are secrets (PASSWORD=x, a URL's password...).
+_MIN_SECRET_LEN = 8
+_WORD_LIKE = re.compile(r"(?:[a-z]+|[A-Z]+|[A-Z][a-z]+)(?:[-_. ]+(?:[a-z]+|[A-Z]+|[A-Z][a-z]+))*")
+_LONG_ENOUGH_ANYWAY = 20
 
 _SECRET_WORD = (
     r"(?:password|passwd|passphrase|pwd|token|secret|api[-_]?key|access[-_]?key|"
@@ -71,9 +76,10 @@ _FORMATS: tuple[tuple[str, str], ...] = (
         r"(?P<bearer_keep>\b(?:authorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:basic|bearer|token)"
         r"[ \t]+|(?-i:Bearer)[ \t]+))[A-Za-z0-9._~+/=-]{12,}",
     ),
+    # The user may be empty: redis://:pw@host.
     (
         "url-password",
-        r"(?P<url_keep>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@\"'<>]+:)[^\s@/\"'<>]+(?=@)",
+        r"(?P<url_keep>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@\"'<>]*:)[^\s@/\"'<>]+(?=@)",
     ),
     # --password=x, --token x, -p? (no: too ambiguous)
     (
@@ -91,9 +97,46 @@ _FORMATS: tuple[tuple[str, str], ...] = (
     ),
 )
 
+# Shapes that the formats above would let through (a name=value of an ordinary-looking name).
+# Scanned in a second pass, only over text holding one of their triggers: as alternatives of
+# the one pattern they made every scan ~80% slower.
+_SHAPES: tuple[tuple[str, str], ...] = (
+    (
+        "slack-webhook",
+        r"(?P<slack_keep>hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9_/-]{8,}",
+    ),
+    (
+        "discord-webhook",
+        r"(?P<discord_keep>(?:discord|discordapp)\.com/api/webhooks/)[0-9]+/[A-Za-z0-9_-]+",
+    ),
+    # An Azure SAS token's signature (also S3-style presigned URLs' "Signature=").
+    ("sas-signature", r"(?P<sas_keep>(?<=[?&])(?:sig|signature)=)[A-Za-z0-9%+/=_-]{8,}"),
+    # Cookie: a=b; c=d and Set-Cookie: ... (to the end of the header or of the quoted value).
+    ("cookie", r"(?P<cookie_keep>\b(?:set-)?cookie[\"']?[ \t]*:[ \t]*[\"']?)[^\s\"'][^\r\n\"']*"),
+    # curl -u user:pw, --user user:pw (the user is kept; uid:gid pairs are not passwords).
+    (
+        "user-password",
+        r"(?P<user_keep>(?<![\w-])(?:-u|--user)(?:=|[ \t]+)[\"']?[^\s:\"'-][^\s:\"']*:)"
+        r"(?!\d+(?:[\s\"']|$))[^\s\"']+",
+    ),
+    # mysql -pSECRET (the password glued to -p; only after a MySQL client, where -p means it).
+    (
+        "mysql-password",
+        r"(?P<mysql_keep>\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|"
+        r"mariadb|mariadb-dump|mariadb-admin)\b[^\r\n|;&]*?[ \t]-p)[^\s\"']+",
+    ),
+)
+_SHAPE_TRIGGERS = (
+    "hooks.slack.com", "/api/webhooks/", "sig=", "signature=", "cookie", "-u ", "-u=", "--user",
+    "mysql", "mariadb",
+)  # fmt: skip
+
 _SECRET_WORD_RE = re.compile(_SECRET_WORD.replace("pwd|", ""), re.IGNORECASE)
+# PEM keys and PGP private key blocks; a block cut short (no END line) loses its armored lines.
 _PRIVATE_KEY = re.compile(
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]{0,16384}?-----END [A-Z ]*PRIVATE KEY-----"
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+    r"(?:[\s\S]{0,65536}?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+    r"|(?:\r?\n(?:[A-Za-z0-9+/=]*|[A-Za-z-]+: [^\r\n]*)(?=\r?\n|$))*)"
 )
 # Every format above contains one of these (lower-cased). A long text is searched for them with
 # str.find, and only the lines that hold one go through the combined pattern: scanning 10 MB
@@ -103,12 +146,32 @@ _TRIGGERS = (
     "aroa", "sk-", "k_live_", "k_test_", "hf_", "xox", "aiza", "glpat-", "npm_", "eyj",
     "bearer", "authorization", "://", "passw", "passphrase", "pwd", "token", "secret", "private",
     "api_key", "api-key", "apikey", "access_key", "access-key", "accesskey", "credential", "dsn",
+    *_SHAPE_TRIGGERS,
 )  # fmt: skip
 _LONG = 8192
+
+# Kinds whose marker says only "secret": the syntax around it already says what it was.
+_SYNTAX_KINDS = frozenset(
+    {"cli", "assignment", "bearer", "url-password", "user-password", "mysql-password"}
+)
+_MYSQL_CLIENT = re.compile(r"^(?:mysql\w*|mariadb(?:-\w+)?)$")
+_USER_FLAG = ("-u", "--user")
+_UID_GID = re.compile(r"^\d+:\d+$")
 
 _CLI_FLAG = re.compile(r"^--?(?:[A-Za-z0-9]+[-_])*" + _SECRET_WORD + r"$", re.IGNORECASE)
 
 T = TypeVar("T")
+
+
+def is_distinctive_value(value: str) -> bool:
+    """Whether a secret's value is safe to replace everywhere: long, and not words or a number."""
+    if len(value) < _MIN_SECRET_LEN or value == MARK or value.startswith("<redacted"):
+        return False
+    if value.isdigit() and len(value) < _LONG_ENOUGH_ANYWAY:
+        return False
+    if value.startswith("/") and os.path.exists(value):
+        return False  # a path (a socket, a config file): replacing it mangles paths
+    return len(value) >= _LONG_ENOUGH_ANYWAY or not _WORD_LIKE.fullmatch(value)
 
 
 def is_secret_name(name: str) -> bool:
@@ -131,6 +194,8 @@ class Redactor:
         enabled: bool = True,
     ) -> None:
         self.enabled = enabled
+        # What was replaced, by marker label: the report tells its reader.
+        self.counts: Counter[str] = Counter()
         # Longest first, so a secret that contains another is replaced whole.
         self._literals = sorted((secrets or {}).items(), key=lambda kv: -len(kv[1]))
         self.home = home.rstrip("/") if home and home.rstrip("/") else None
@@ -144,6 +209,8 @@ class Redactor:
         self._pattern = re.compile(
             r"(?<![A-Za-z0-9_])(?:" + "|".join(alternatives) + ")", re.IGNORECASE
         )
+        shapes = [f"(?P<{_group_name(kind)}>{pattern})" for kind, pattern in _SHAPES]
+        self._shapes = re.compile(r"(?<![A-Za-z0-9_])(?:" + "|".join(shapes) + ")", re.IGNORECASE)
 
     @classmethod
     def from_environ(
@@ -154,11 +221,7 @@ class Redactor:
         secrets = {
             name: value
             for name, value in env.items()
-            if is_secret_name(name)
-            and len(value) >= _MIN_SECRET_LEN
-            and value.lower() not in _BORING_VALUES
-            and value != MARK
-            and not value.startswith("<redacted")
+            if is_secret_name(name) and is_distinctive_value(value)
         }
         if home is None:
             home = env.get("HOME") or os.path.expanduser("~")
@@ -188,28 +251,42 @@ class Redactor:
                 self._replace, match["assignment_value"]
             )
         keep_group = kind[2:].split("_")[0] + "_keep"
-        keep = match.group(keep_group) if keep_group in self._pattern.groupindex else None
+        keep = match.group(keep_group) if keep_group in match.re.groupindex else None
         label = kind[2:].replace("_", "-")
-        if label in ("cli", "assignment", "bearer", "url-password"):
+        if label in _SYNTAX_KINDS:
             label = "secret"
+        self.counts[label] += 1
         return (keep or "") + f"<redacted:{label}>"
+
+    def _private_key(self, match: re.Match[str]) -> str:
+        del match
+        self.counts["private-key"] += 1
+        return "<redacted:private-key>"
 
     def text(self, s: str) -> str:
         if not self.enabled or not s:
             return s
         for name, value in self._literals:
             if value in s:
+                self.counts[f"${name}"] += s.count(value)
                 s = s.replace(value, f"<redacted:${name}>")
-        if "PRIVATE KEY-----" in s:
-            s = _PRIVATE_KEY.sub("<redacted:private-key>", s)
+        if "PRIVATE KEY" in s:
+            s = _PRIVATE_KEY.sub(self._private_key, s)
         low = s.lower()
         if len(low) != len(s):  # a few non-ASCII letters change length when lowered
-            return self._pattern.sub(self._replace, s)
+            return self._sub(s)
         if len(s) < _LONG:
             if any(trigger in low for trigger in self._triggers):
-                return self._pattern.sub(self._replace, s)
+                return self._sub(s)
             return s
         return self._long_text(s, low)
+
+    def _sub(self, s: str) -> str:
+        s = self._pattern.sub(self._replace, s)
+        low = s.lower()
+        if any(trigger in low for trigger in _SHAPE_TRIGGERS):
+            s = self._shapes.sub(self._replace, s)
+        return s
 
     def _long_text(self, s: str, low: str) -> str:
         spans: list[tuple[int, int]] = []
@@ -230,22 +307,33 @@ class Redactor:
                 continue
             start = max(start, pos)
             out.append(s[pos:start])
-            out.append(self._pattern.sub(self._replace, s[start:end]))
+            out.append(self._sub(s[start:end]))
             pos = end
         out.append(s[pos:])
         return "".join(out)
 
     def argv(self, argv: Iterable[str]) -> list[str]:
-        """Scrub a command line; ``--token VALUE`` as two words loses VALUE too."""
+        """Scrub a command line; ``--token VALUE`` as two words loses VALUE too, as do
+        ``mysql -pVALUE`` and the password of ``curl -u USER:VALUE``."""
+        words = list(argv)
+        if not self.enabled:
+            return words
+        mysql = bool(words) and bool(_MYSQL_CLIENT.match(os.path.basename(words[0])))
         out: list[str] = []
-        hide_next = False
-        for word in argv:
-            if hide_next and self.enabled:
+        previous = ""
+        for word in words:
+            if _CLI_FLAG.match(previous):
+                self.counts["secret"] += 1
                 out.append("<redacted:secret>")
-                hide_next = False
-                continue
-            out.append(self.text(word))
-            hide_next = bool(_CLI_FLAG.match(word))
+            elif mysql and word.startswith("-p") and len(word) > 2:
+                self.counts["secret"] += 1
+                out.append("-p<redacted:secret>")
+            elif previous in _USER_FLAG and ":" in word.lstrip(":") and not _UID_GID.match(word):
+                self.counts["secret"] += 1
+                out.append(word.split(":", 1)[0] + ":<redacted:secret>")
+            else:
+                out.append(self.text(word))
+            previous = word
         return out
 
     def env(self, d: Mapping[str, str]) -> dict[str, str]:
@@ -260,12 +348,23 @@ class Redactor:
         """A redacted deep copy of ``t``: every string in it goes through :meth:`text`."""
         if not self.enabled:
             return copy.deepcopy(t)
+        self.counts.clear()
         out = self._walk(dataclasses.replace(t, timelines=[]))
         if t.run.command is not None:
             out.run.command = self.argv(t.run.command)
         out.timelines = [self._timeline(tl) for tl in t.timelines]
         out.environment[REDACTED_FLAG] = True
+        if self.counts:
+            out.notes.append(self.summary())
         return out
+
+    def summary(self) -> str:
+        """One line for the reader: what was replaced, and how to see it."""
+        found = ", ".join(f"{n} x {label}" for label, n in sorted(self.counts.items()))
+        return (
+            f"redacted: {found} (shown as <redacted:...>); `--no-redact` shows them, "
+            "in a report not to be shared"
+        )
 
     def lines(self, items: list[str]) -> list[str]:
         """``text`` of each item, scanned as one text: 20,000 test ids per worker are common."""

@@ -6,6 +6,7 @@ Unknown records are ignored, fields are type-checked before use, and nothing is 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,18 @@ from forensics.bundle import (
     SYSTEM_DIR,
     WORKERS_DIR,
     check_bundle,
+    is_real_dir,
+    is_regular_file,
+    open_bundle_file,
+    read_bundle_bytes,
     read_jsonl,
     read_manifest,
     running_phase,
 )
 
 MAX_FAULT_BYTES = 4 * 1024 * 1024
+MAX_SYSTEM_JSON = 16 * 1024 * 1024
+MAX_SYSTEM_LOG = 1_000_000
 
 
 @dataclass
@@ -149,6 +156,8 @@ def load_bundle(path: Path) -> BundleData:
     events = list(read_jsonl(path / EVENTS))
     processes: dict[int, ProcessRecord] = {}
     notes: list[str] = []
+    if os.path.lexists(path / EVENTS) and not is_regular_file(path / EVENTS):
+        notes.append(f"{EVENTS} is a symlink or not a regular file: not read")
 
     def proc(pid: int) -> ProcessRecord:
         if pid not in processes:
@@ -180,7 +189,7 @@ def load_bundle(path: Path) -> BundleData:
 
     controller_records: list[dict[str, Any]] = []
     workers_dir = path / WORKERS_DIR
-    journal_files = sorted(workers_dir.glob("*.jsonl")) if workers_dir.is_dir() else []
+    journal_files = sorted(workers_dir.glob("*.jsonl")) if is_real_dir(workers_dir) else []
     for journal in journal_files:
         stem_pid = int(journal.stem) if journal.stem.isdecimal() else None
         for rec_raw in read_jsonl(journal):
@@ -190,13 +199,12 @@ def load_bundle(path: Path) -> BundleData:
             _apply_breadcrumb(proc(pid), rec_raw, controller_records)
 
     faults_dir = path / FAULTS_DIR
-    if faults_dir.is_dir():
+    if is_real_dir(faults_dir):
         for fault in sorted(faults_dir.glob("*.log")):
-            if not fault.stem.isdecimal() or fault.is_symlink():
+            if not fault.stem.isdecimal():
                 continue
             try:
-                with open(fault, "rb") as fh:
-                    text = fh.read(MAX_FAULT_BYTES).decode("utf-8", "replace")
+                text = read_bundle_bytes(fault, MAX_FAULT_BYTES).decode("utf-8", "replace")
             except OSError:
                 continue
             if not text.strip():
@@ -228,7 +236,7 @@ def load_bundle(path: Path) -> BundleData:
         events=events,
         processes=processes,
         controller_records=controller_records,
-        output_path=output if output.is_file() else None,
+        output_path=output if is_regular_file(output) else None,
         notes=notes,
         system=system,
     )
@@ -333,18 +341,21 @@ def _load_system(system_dir: Path) -> dict[str, Any]:
     import json
 
     found: dict[str, Any] = {}
-    if not system_dir.is_dir():
+    if not is_real_dir(system_dir):
         return found
     for entry in sorted(system_dir.iterdir()):
-        if entry.is_symlink() or not entry.is_file():
+        if not is_regular_file(entry):
             continue
         try:
             if entry.suffix == ".json":
-                found[entry.stem] = json.loads(entry.read_text(encoding="utf-8", errors="replace"))
+                raw = read_bundle_bytes(entry, MAX_SYSTEM_JSON)
+                found[entry.stem] = json.loads(raw.decode("utf-8", "replace"))
             elif entry.suffix == ".jsonl":
                 found[entry.stem] = list(read_jsonl(entry))
             elif entry.suffix in (".log", ".txt"):
-                found[entry.stem] = entry.read_text(encoding="utf-8", errors="replace")[-1_000_000:]
+                with open_bundle_file(entry) as fh:
+                    fh.seek(max(0, os.fstat(fh.fileno()).st_size - MAX_SYSTEM_LOG))
+                    found[entry.stem] = fh.read(MAX_SYSTEM_LOG).decode("utf-8", "replace")
         except (OSError, ValueError):
             continue
     return found

@@ -14,7 +14,7 @@ from typing import Any
 
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun
 from forensics.analyze.ownership import Ownership
-from forensics.bundle import STACKS_DIR
+from forensics.bundle import STACKS_DIR, is_real_dir, read_bundle_bytes
 from forensics.model import Evidence, Frame, Incident, Stack, is_harness_frame
 
 # A Python function this many times on one stack is a runaway recursion, not a deep call.
@@ -35,11 +35,14 @@ class HangFindings:
 
 
 def _stacks_from_file(bundle: Path, name: str) -> list[Stack]:
-    path = bundle / STACKS_DIR / Path(name).name
-    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_EVIDENCE_FILE:
+    if not is_real_dir(bundle / STACKS_DIR):
         return []
+    path = bundle / STACKS_DIR / Path(name).name
     try:
-        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        raw = read_bundle_bytes(path, MAX_EVIDENCE_FILE + 1)
+        if len(raw) > MAX_EVIDENCE_FILE:
+            return []
+        data = json.loads(raw.decode("utf-8", "replace"))
     except (OSError, ValueError):
         return []
     stacks = []

@@ -967,7 +967,8 @@ def _repro(rec: ProcessRecord, nodeids: list[str]) -> str | None:
     args = [python, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider"]
     if rec.xdist:
         args += ["-n", "0"]
-    args += nodeids
+    # After "--" a test id from a bundle cannot act as an option in a command someone pastes.
+    args += ["--", *nodeids]
     return _shell_command(rec.rootdir or rec.cwd, args)
 
 

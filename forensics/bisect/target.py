@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,17 +30,42 @@ class Target:
     # The original run used xdist: trials must not inherit "-n auto" from an ini file.
     xdist: bool
 
-    def argv(self, earlier: list[str] | tuple[str, ...]) -> list[str]:
+    def argv(
+        self, earlier: list[str] | tuple[str, ...], options: tuple[str, ...] = ()
+    ) -> list[str]:
         args = [self.python, "-m", "pytest", *_BASE_FLAGS]
         if self.xdist:
             args += ["-n", "0"]
-        return [*args, *earlier, self.victim]
+        # The test ids come from the bundle: after "--" pytest reads them as test ids only,
+        # never as options (a test id "--basetemp=DIR" would make pytest delete DIR).
+        return [*args, *options, "--", *earlier, self.victim]
 
     def shell_command(self, earlier: list[str] | tuple[str, ...]) -> str:
         return f"cd {shlex.quote(self.rootdir)} && {shlex.join(self.argv(earlier))}"
 
 
-def load_target(bundle: Path, incident_id: str | None) -> Target:
+# A pytest node id: a relative path inside the checkout, then "::" parts.  Anything else in a
+# bundle (an option, an absolute path, "..") is refused rather than handed to pytest.
+_NODE_ID = re.compile(r"[\w.][^\x00-\x1f\x7f]*")
+
+
+def check_node_id(nodeid: str) -> str:
+    """Return *nodeid* if it is a test id pytest can only read as a test, else raise."""
+    path = nodeid.split("::", 1)[0]
+    parts = path.replace("\\", "/").split("/")
+    if not _NODE_ID.fullmatch(nodeid) or ".." in parts or not path:
+        raise InputError(
+            f"the bundle names {nodeid[:200]!r} as a test, which is not a test id inside the "
+            "checkout; bisect runs only node ids such as tests/test_x.py::test_y"
+        )
+    return nodeid
+
+
+def load_target(
+    bundle: Path, incident_id: str | None, python: str | None = None, rootdir: Path | None = None
+) -> Target:
+    """The incident to bisect, run with *python* (default: this interpreter) in *rootdir*
+    (default: the current directory): never the interpreter or directory the bundle names."""
     try:
         triage = analyze_bundle(bundle)
         data = load_bundle(bundle)
@@ -46,17 +74,13 @@ def load_target(bundle: Path, incident_id: str | None) -> Target:
     incident = _pick(triage.incidents, incident_id)
     assert incident.test is not None
     rec = _process(data, incident)
-    rootdir = (rec.rootdir or rec.cwd) if rec else None
-    rootdir = rootdir or triage.run.cwd
-    if rootdir is None:
-        raise InputError(f"{bundle} does not say where the tests ran (no rootdir or cwd)")
     return Target(
         incident=incident.id,
         cause=incident.cause,
-        victim=incident.test,
-        prior=tuple(incident.prior_tests),
-        python=(rec.executable if rec else None) or "python",
-        rootdir=rootdir,
+        victim=check_node_id(incident.test),
+        prior=tuple(check_node_id(t) for t in incident.prior_tests),
+        python=python or sys.executable,
+        rootdir=os.fspath(rootdir or Path.cwd()),
         xdist=bool(rec and rec.xdist),
     )
 

@@ -51,7 +51,7 @@ def run_trial(
     with tempfile.TemporaryDirectory(prefix="forensics-bisect-") as tmp:
         junit = Path(tmp) / "junit.xml"
         bundle = Path(tmp) / "bundle"
-        argv = [*target.argv(earlier), "-v", f"--junitxml={junit}"]
+        argv = target.argv(earlier, ("-v", f"--junitxml={junit}"))
         started = time.monotonic()
         status, output, timed_out = _run(limits.wrap_command(bundle, argv), target.rootdir, timeout)
         seconds = time.monotonic() - started

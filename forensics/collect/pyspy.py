@@ -274,7 +274,7 @@ def render_text(pid: int, stacks: list[Stack]) -> str:
 
 
 def _spawn(argv: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -283,8 +283,9 @@ def _spawn(argv: list[str]) -> subprocess.Popen[str]:
         errors="replace",
         # py-spy prints a Rust backtrace on errors; we keep only the message.
         env={**os.environ, "RUST_BACKTRACE": "0"},
-        preexec_fn=_realtime,
     )
+    _realtime(proc.pid)
+    return proc
 
 
 # A stalled run is often busy: spinning threads of many processes compete with py-spy for the
@@ -294,9 +295,11 @@ def _spawn(argv: list[str]) -> subprocess.Popen[str]:
 _RT_PRIORITY = 10
 
 
-def _realtime() -> None:  # pragma: no cover - runs in the forked child
+def _realtime(pid: int) -> None:
+    # Set from here on the started pid, not in a preexec_fn: that would run Python in a fork of
+    # the threaded supervisor.  py-spy has only just exec'd; it attaches after this returns.
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(_RT_PRIORITY))
+        os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(_RT_PRIORITY))
     except (OSError, AttributeError):
         pass  # not privileged: normal priority
 

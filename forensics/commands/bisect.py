@@ -11,10 +11,15 @@ failure).  Prints the polluters and a command that reproduces the failure.  Exit
 failure does not reproduce in one process.  Every trial runs under `forensics wrap` with
 --hang-timeout, --timeout and --interrupt-grace; --trial-timeout is the last resort that kills
 a trial wrap could not end.
+
+The trials run in the current directory (your checkout) with this interpreter or --python,
+never with what the bundle names; the bundle gives only test ids, passed to pytest after "--".
+Output is redacted as reports are.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,7 +27,8 @@ import click
 
 from forensics.bisect.render import FORMATS
 from forensics.commands.limits import limit_options, run_limits
-from forensics.commands.output import format_option
+from forensics.commands.output import format_option, redact_option
+from forensics.errors import UsageError
 
 
 @click.command("bisect", help=__doc__)
@@ -59,7 +65,16 @@ from forensics.commands.output import format_option
     help="End a trial that runs longer than S seconds.",
 )
 @limit_options(passed_to="trial")
+@click.option(
+    "--python",
+    "python",
+    default=None,
+    metavar="PATH",
+    help="Interpreter that runs the trials (default: the one running forensics).",
+)
+@click.option("--dry-run", is_flag=True, help="Print what the trials would run, and run nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="No per-trial progress on stderr.")
+@redact_option
 def command(
     bundle: Path,
     incident_id: str | None,
@@ -70,33 +85,54 @@ def command(
     hang_timeout: float,
     timeout: float,
     interrupt_grace: float,
+    python: str | None,
+    dry_run: bool,
     quiet: bool,
+    redact: bool,
 ) -> None:
     from forensics.bisect.render import render
     from forensics.bisect.search import bisect
     from forensics.bisect.target import load_target
+    from forensics.bisect.trial import TrialError
+    from forensics.bundle import read_manifest
+    from forensics.redact import Redactor
 
     limits = run_limits(hang_timeout, timeout, interrupt_grace)
-    target = load_target(bundle, incident_id)
-    if not quiet:
-        click.echo(
-            f"forensics: bisecting {target.incident} {target.victim} "
-            f"({len(target.prior)} earlier test(s)) in {target.rootdir}",
-            err=True,
-        )
-    result = bisect(
-        target,
-        repeat=repeat,
-        max_runs=max_runs,
-        timeout=trial_timeout,
-        limits=limits,
-        progress=_quiet if quiet else _show,
+    env = read_manifest(bundle).get("environment")
+    run_env = {k: v for k, v in env.items() if isinstance(v, str)} if isinstance(env, dict) else {}
+    redactor = Redactor.for_run(run_env) if redact else Redactor.disabled()
+    if python is not None and shutil.which(python) is None:
+        raise UsageError(f"--python {python}: no such interpreter; give a path or a command name")
+    target = load_target(bundle, incident_id, python=python)
+    plan = (
+        f"forensics: bisecting {target.incident} {target.victim} "
+        f"({len(target.prior)} earlier test(s)) in {target.rootdir}, each trial like:\n"
+        f"  {target.shell_command(target.prior[:3])}"
+        + (f"  (+{len(target.prior) - 3} earlier test(s))" if len(target.prior) > 3 else "")
     )
-    click.echo(render(result, str(bundle), fmt), nl=False)
+    if dry_run:
+        click.echo(redactor.text(target.shell_command(target.prior)))
+        return
+    if not quiet:
+        click.echo(redactor.text(plan), err=True)
+    try:
+        result = bisect(
+            target,
+            repeat=repeat,
+            max_runs=max_runs,
+            timeout=trial_timeout,
+            limits=limits,
+            progress=_quiet if quiet else _show,
+        )
+    except TrialError as exc:
+        raise TrialError(redactor.text(exc.format_message())) from None
+    click.echo(redactor.text(render(result, str(bundle), fmt)), nl=False)
     if result.outcome == "no-repro":
         click.echo(
-            f"forensics: {target.victim} does not reproduce in one process "
-            f"({repeat} run(s) of the full sequence); try --repeat with more runs",
+            redactor.text(
+                f"forensics: {target.victim} does not reproduce in one process "
+                f"({repeat} run(s) of the full sequence); try --repeat with more runs"
+            ),
             err=True,
         )
         sys.exit(1)

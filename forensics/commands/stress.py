@@ -92,7 +92,7 @@ def command(
     from forensics.stress.argv import at_level, check_pytest_command, command_key, parse_levels
     from forensics.stress.history import DEFAULT_HISTORY, History
     from forensics.stress.render import StressReport, render
-    from forensics.stress.runner import run_iteration
+    from forensics.stress.runner import redactor, run_iteration
 
     levels = parse_levels(parallel)
     limits = run_limits(hang_timeout, timeout, interrupt_grace)
@@ -101,7 +101,8 @@ def command(
     session = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     bundle_root = bundles or Path(".forensics") / "stress" / session
     store = History(history or DEFAULT_HISTORY)
-    key, cwd = command_key(cmd), os.getcwd()
+    # The history and the output keep the command redacted, as reports do.
+    key, cwd = redactor().text(command_key(cmd)), os.getcwd()
     plan = [(i, level) for i in range(iterations) for level in levels]
     started = time.monotonic()
     ran = 0
@@ -143,7 +144,7 @@ def command(
         )
     finally:
         store.close()
-    click.echo(render(report, fmt), nl=False)
+    click.echo(redactor().text(render(report, fmt)), nl=False)
 
 
 def _line(it: Iteration, done: int, total: int, elapsed: float) -> str:

@@ -6,6 +6,7 @@ handling and process group, exactly as a user's ``forensics wrap`` run does.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from forensics.bundle import BundleError
 from forensics.errors import ForensicsError
 from forensics.limits import RunLimits
 from forensics.model import Incident, Triage
+from forensics.redact import Redactor
 from forensics.stress.signatures import signature_of
 
 # pytest statuses that mean the command is wrong, not that a test failed: stop, don't count.
@@ -77,15 +79,19 @@ def run_iteration(
     last = _last_line(proc.stderr, skip_prefix="forensics:")
     if proc.returncode in _BAD_COMMAND:
         raise ForensicsError(
-            f"pytest exited {proc.returncode} ({_BAD_COMMAND[proc.returncode]}) at -n {level}: "
-            f"{last or 'no output'}; check the command (bundle: {bundle})"
+            redactor().text(
+                f"pytest exited {proc.returncode} ({_BAD_COMMAND[proc.returncode]}) at -n "
+                f"{level}: {last or 'no output'}; check the command (bundle: {bundle})"
+            )
         )
     try:
         triage = analyze_bundle(bundle)
     except (BundleError, OSError) as exc:
         raise ForensicsError(
-            f"iteration at -n {level} left no readable bundle: {exc}; "
-            f"{_last_line(proc.stderr) or 'no output'}"
+            redactor().text(
+                f"iteration at -n {level} left no readable bundle: {exc}; "
+                f"{_last_line(proc.stderr) or 'no output'}"
+            )
         ) from exc
     return Iteration(
         level=level,
@@ -117,15 +123,23 @@ def failures_of(triage: Triage, exit_code: int) -> list[Failure]:
     return found
 
 
+@functools.cache
+def redactor() -> Redactor:
+    """The iterations run with this process's environment: its secrets are theirs."""
+    return Redactor.for_run(None)
+
+
 def _failure(incident: Incident, cwd: str | None) -> Failure:
+    # What is kept in the SQLite history and printed is redacted as reports are.
+    scrub = redactor().text
     sample = incident.summary
     if incident.cause not in _CRASH_LIKE and incident.evidence:
         sample = _first_line(incident.evidence[0].excerpt) or sample
     return Failure(
         cause=incident.cause,
-        signature=signature_of(incident, cwd),
-        sample=sample[:300],
-        test=incident.test,
+        signature=scrub(signature_of(incident, cwd)),
+        sample=scrub(sample)[:300],
+        test=None if incident.test is None else scrub(incident.test),
         incident=incident.id,
         bisectable=bool(incident.test and incident.prior_tests),
         phase=incident.phase,

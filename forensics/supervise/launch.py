@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from forensics.agents.ptracer import ENV_SUPERVISOR_PID
 from forensics.bundle import ENV_BUNDLE, ENV_RUN_ID
 
-PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 SITE_DIR = Path(__file__).resolve().parent.parent / "agents" / "site"
+EXEC_HELPER = Path(__file__).resolve().parent / "exec_helper.py"
 
 _libc: ctypes.CDLL | None = None
 
@@ -37,17 +39,6 @@ def become_subreaper() -> bool:
         return False
 
 
-def _child_setup(parent_pid: int, extra: Callable[[], None] | None) -> None:  # pragma: no cover
-    # Runs in the forked child, before exec.
-    os.setpgid(0, 0)
-    if extra is not None:
-        extra()
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    # The supervisor may have died between fork and prctl; then nobody would kill us.
-    if os.getppid() != parent_pid:
-        os._exit(137)
-
-
 def child_environment(base: Mapping[str, str], bundle: Path, run_id: str) -> dict[str, str]:
     env = dict(base)
     env[ENV_BUNDLE] = str(bundle)
@@ -63,20 +54,43 @@ def child_environment(base: Mapping[str, str], bundle: Path, run_id: str) -> dic
 def start_child(
     argv: Sequence[str],
     env: Mapping[str, str],
-    setup: Callable[[], None] | None = None,
+    cgroup_procs: str | None = None,
     *,
     stdin_devnull: bool = False,
 ) -> subprocess.Popen[bytes]:
-    parent = os.getpid()
-    return subprocess.Popen(
-        list(argv),
-        env=dict(env),
-        stdin=subprocess.DEVNULL if stdin_devnull else None,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=lambda: _child_setup(parent, setup),
-        close_fds=True,
-    )
+    """Start *argv* in its own process group, in the run's cgroup, dying with us.
+
+    No ``preexec_fn``: it runs Python in a fork of this threaded process, which CPython
+    documents as unsafe.  The process group is set by subprocess's C code
+    (``process_group=0``), the rest by :mod:`forensics.supervise.exec_helper`, which execs the
+    command in the same process.  Raises ``OSError`` as Popen does when the command cannot run.
+    """
+    read_fd, write_fd = os.pipe()
+    helper = [sys.executable, "-I", "-S", str(EXEC_HELPER), str(os.getpid()), str(write_fd)]
+    extra: dict[str, Any] = {"process_group": 0} if sys.version_info >= (3, 11) else {}
+    try:
+        proc = subprocess.Popen(
+            [*helper, cgroup_procs or "-", "--", *argv],
+            env=dict(env),
+            stdin=subprocess.DEVNULL if stdin_devnull else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            close_fds=True,
+            pass_fds=(write_fd,),
+            **extra,
+        )
+    finally:
+        os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as status:
+        failure = status.read()
+    if failure:
+        proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        number, _, message = failure.decode("utf-8", "replace").partition(":")
+        raise OSError(int(number) if number.isdigit() else errno.ENOEXEC, message, argv[0])
+    return proc
 
 
 def terminal_in_foreground() -> bool:

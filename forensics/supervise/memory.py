@@ -70,13 +70,6 @@ class MemoryWatch:
         else:
             self.sup.event("collector", name="kernel-log", ok=False, reason=log)
 
-    def child_setup(self) -> None:  # pragma: no cover - runs in the forked child
-        if self.cgroup is not None:
-            try:
-                self.cgroup.add_pid(0)
-            except OSError:
-                pass
-
     def started(self, child_pid: int) -> None:
         pids = self.cgroup.pids if self.cgroup is not None else None
         self.sampler = MemorySampler(

@@ -405,10 +405,11 @@ class Supervisor:
                 # stop it (SIGTTIN) forever.  Either it gets no stdin, or with --foreground the
                 # terminal itself (and Ctrl-C goes to it directly, unseen by us).
                 interactive = launch.terminal_in_foreground()
+                cgroup = self.memory.cgroup
                 self.child = launch.start_child(
                     opts.argv,
                     env,
-                    self.memory.child_setup,
+                    str(cgroup.procs_path) if cgroup is not None else None,
                     stdin_devnull=interactive and not opts.foreground,
                 )
                 if interactive and opts.foreground:

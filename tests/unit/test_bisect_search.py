@@ -74,6 +74,27 @@ def test_target_command_quotes_and_pins_one_process() -> None:
         "I1", "native-crash", "t.py::test_v[a b]", ("t.py::test_p",), "/py", "/r s", True
     )
     assert target.shell_command(["t.py::test_p"]) == (
-        "cd '/r s' && /py -m pytest -p no:randomly -p no:cacheprovider -n 0 t.py::test_p "
+        "cd '/r s' && /py -m pytest -p no:randomly -p no:cacheprovider -n 0 -- t.py::test_p "
         "'t.py::test_v[a b]'"
     )
+
+
+@pytest.mark.parametrize(
+    "nodeid",
+    ["--basetemp=/home", "-k", "/etc/passwd", "../outside/test_x.py::t", "t.py::a\nb", ""],
+)
+def test_only_node_ids_inside_the_checkout_are_accepted(nodeid: str) -> None:
+    from forensics.bisect.target import check_node_id
+    from forensics.errors import InputError
+
+    with pytest.raises(InputError, match="not a test id"):
+        check_node_id(nodeid)
+
+
+@pytest.mark.parametrize(
+    "nodeid", ["tests/test_a.py::test_b[--x-/y]", "t.py::C::test[a b]", ".hidden/t.py::t"]
+)
+def test_ordinary_node_ids_pass(nodeid: str) -> None:
+    from forensics.bisect.target import check_node_id
+
+    assert check_node_id(nodeid) == nodeid

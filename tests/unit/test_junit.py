@@ -61,3 +61,40 @@ def test_detection() -> None:
     assert looks_like_junit(b"<testsuite name='x'>")
     assert not looks_like_junit(b"<?xml version='1.0'?><html>")
     assert not looks_like_junit(b"=== test session starts ===")
+
+
+_DOCTYPE_XML = (
+    '<?xml version="1.0" encoding="{enc}"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    '<!ENTITY lol2 "&lol;&lol;&lol;">]>'
+    "<testsuite><testcase name='a'><failure message='&lol2;'/></testcase></testsuite>"
+)
+
+
+@pytest.mark.parametrize(
+    ("codec", "declared"),
+    [
+        ("utf-16", "UTF-16"),  # with a byte order mark
+        ("utf-16-le", "UTF-16"),
+        ("utf-16-be", "UTF-16"),
+        ("utf-32", "UTF-32"),
+        ("utf-32-be", "UTF-32"),
+    ],
+)
+def test_doctype_in_a_wide_encoding_is_refused(codec: str, declared: str) -> None:
+    xml = _DOCTYPE_XML.format(enc=declared).encode(codec)
+    assert looks_like_junit(xml[:4096])
+    with pytest.raises(InputError, match="DOCTYPE"):
+        scan_junit(io.BytesIO(xml), "evil16.xml")
+
+
+def test_a_utf16_report_yields_its_tests() -> None:
+    xml = (
+        '<?xml version="1.0" encoding="UTF-16"?><testsuite tests="2">'
+        '<testcase classname="t" name="test_ok"/>'
+        '<testcase classname="t" name="test_bad"><failure message="AssertionError: no"/>'
+        "</testcase></testsuite>"
+    ).encode("utf-16")
+    assert looks_like_junit(xml)
+    scan = scan_junit(io.BytesIO(xml), "wide.xml")
+    assert (scan.summary.counts.passed, scan.summary.counts.failed) == (1, 1), scan.notes
+    assert [f.test for f in scan.failures] == ["t.py::test_bad"]

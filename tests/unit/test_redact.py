@@ -248,3 +248,97 @@ def test_manifest_placeholders_do_not_hide_live_secrets(monkeypatch: pytest.Monk
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", value)
     redactor = Redactor.for_run({"AWS_SECRET_ACCESS_KEY": "<redacted>"})
     assert value not in redactor.text(f"AssertionError: {value}")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("mysql -u root -pS3cretPw db < x.sql", "mysql -u root -p<redacted:secret> db < x.sql"),
+        ("redis://:pw123@cache:6379/0", "redis://:<redacted:secret>@cache:6379/0"),
+        ("Cookie: sessionid=abc123; csrftoken=xyz", "Cookie: <redacted:cookie>"),
+        ("{'Set-Cookie': 'sid=abcd; HttpOnly'}", "{'Set-Cookie': '<redacted:cookie>'}"),
+        ("curl -u alice:wonderland https://x", "curl -u alice:<redacted:secret> https://x"),
+        (
+            "post to https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXX failed",
+            "post to https://hooks.slack.com/services/<redacted:slack-webhook> failed",
+        ),
+        (
+            "https://discord.com/api/webhooks/123456789/abcDEF-_x9",
+            "https://discord.com/api/webhooks/<redacted:discord-webhook>",
+        ),
+        (
+            "GET https://a.blob.core.windows.net/f?sv=2022-11-02&sig=abcDEF%2Bghi%3D 403",
+            "GET https://a.blob.core.windows.net/f?sv=2022-11-02&sig=<redacted:sas-signature> 403",
+        ),
+        (
+            "key:\n-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBF0abc\n=abcd\n"
+            "-----END PGP PRIVATE KEY BLOCK-----\nafter",
+            "key:\n<redacted:private-key>\nafter",
+        ),
+        # A block cut short (a truncated log) loses its armored lines all the same.
+        (
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: x\n\nlQOYBF0abc\nlQOYBF0\nnext line",
+            "<redacted:private-key>\nnext line",
+        ),
+    ],
+)
+def test_more_secret_shapes(r: Redactor, raw: str, expected: str) -> None:
+    assert r.text(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "python -m pytest -pno:randomly -p no:cacheprovider tests/",
+        "docker run -u 1000:1000 image",
+        "python -u script.py",
+        "cd /src && python -m pytest -n 0 -- tests/test_a.py::test_b[x-1]",
+    ],
+)
+def test_commands_that_look_close_are_unchanged(r: Redactor, text: str) -> None:
+    assert r.text(text) == text
+
+
+def test_argv_forms_of_the_new_shapes(r: Redactor) -> None:
+    assert r.argv(["mysql", "-uroot", "-pS3cret", "db"]) == [
+        "mysql",
+        "-uroot",
+        "-p<redacted:secret>",
+        "db",
+    ]
+    assert r.argv(["curl", "-u", "bob:pw1", "u"]) == ["curl", "-u", "bob:<redacted:secret>", "u"]
+    assert r.argv(["pytest", "-pxdist", "-u", "1:2"]) == ["pytest", "-pxdist", "-u", "1:2"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("POSTGRES_PASSWORD", "postgres"),
+        ("MYSQL_ROOT_PASSWORD", "root"),
+        ("DB_PASSWORD", "test_password"),
+        ("API_TOKEN", "12345678"),
+        ("REDIS_PASSWORD", "Testing"),
+    ],
+)
+def test_word_like_secret_values_are_not_replaced_everywhere(name: str, value: str) -> None:
+    r = Redactor.from_environ({name: value})
+    path = f"tests/test_{value.lower()}.py::test_connect[{value}]"
+    repro = f"cd /src && python -m pytest -n 0 -- {path}"
+    assert r.text(path) == path
+    assert r.text(repro) == repro
+    # ...but still where the syntax says it is a secret.
+    out = r.text(f"{name}={value} redis://u:{value}@db/x")
+    assert out == f"{name}=<redacted:secret> redis://u:<redacted:secret>@db/x"
+
+
+def test_distinctive_secret_values_are_still_replaced_everywhere() -> None:
+    for value in ("hunter2hunter2", "plain-looking-value-42", "correct-horse-battery-staple"):
+        r = Redactor.from_environ({"SOME_TOKEN": value})
+        assert value not in r.text(f"echoed {value} here")
+
+
+def test_the_triage_says_what_was_redacted_and_how_to_see_it(r: Redactor) -> None:
+    out = r.triage(_triage())
+    note = out.notes[-1]
+    assert note.startswith("redacted: ") and "$GITHUB_TOKEN" in note and "--no-redact" in note
+    assert not any(n.startswith("redacted: ") for n in Redactor.disabled().triage(_triage()).notes)

@@ -182,7 +182,7 @@ def test_worker_segfault_is_a_native_crash_of_its_test(xdist: Bundle) -> None:
     assert [f.name for f in incident.stacks[0].frames][:2] == ["string_at", "test_segv"]
     assert incident.evidence[0].source == f"faults/{GW0}.log:1"
     assert incident.repro is not None and incident.repro.endswith(
-        "-n 0 t.py::test_ok t.py::test_ok2 test_crash.py::test_segv"
+        "-n 0 -- t.py::test_ok t.py::test_ok2 test_crash.py::test_segv"
     )
 
 
@@ -337,7 +337,7 @@ def test_child_process_crash_blames_the_test_and_its_failure_is_secondary(xdist:
     # What the worker ran before the test that started the child; not what it ran after.
     assert incident.prior_tests == ["t.py::test_before"]
     assert incident.repro is not None
-    assert incident.repro.endswith("-n 0 t.py::test_before t.py::test_pool")
+    assert incident.repro.endswith("-n 0 -- t.py::test_before t.py::test_pool")
 
 
 def test_healthy_tests_around_a_crash_are_never_blamed(xdist: Bundle) -> None:

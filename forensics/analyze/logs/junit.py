@@ -3,7 +3,10 @@
 Parsed incrementally with ``xml.etree``'s pull parser, clearing each finished test case, so a
 large report stays in bounded memory.  Documents with a DOCTYPE or ENTITY declaration are
 refused before parsing: JUnit never needs them, and refusing them rules out entity-expansion
-attacks (billion laughs, external entities) without a third-party parser.
+attacks (billion laughs, external entities) without a third-party parser.  The check reads the
+prolog as text in the document's own encoding (UTF-16 and UTF-32 included, found from the byte
+order mark or the zero bytes around the first "<", as the XML spec's appendix F does), so a
+declaration cannot hide in a wide encoding.
 """
 
 from __future__ import annotations
@@ -27,15 +30,44 @@ from forensics.model import TestCounts
 
 CHUNK = 1 << 20
 PROLOG_LIMIT = 1 << 20  # bytes before the root element we are willing to read
-ROOT_RE = re.compile(rb"<\s*(?:[\w.-]+:)?testsuites?\b")
-FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY")
+ROOT_RE = re.compile(r"<\s*(?:[\w.-]+:)?testsuites?\b")
+FORBIDDEN = ("<!DOCTYPE", "<!ENTITY")
+
+_BOMS = (
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\xfe\xff", "utf-16-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xef\xbb\xbf", "utf-8"),
+)
+# Which of the first four bytes are zero, without a byte order mark.
+_ZEROS = {
+    (True, True, True, False): "utf-32-be",
+    (False, True, True, True): "utf-32-le",
+    (True, False, True, False): "utf-16-be",
+    (False, True, False, True): "utf-16-le",
+}
+
+
+def _encoding(head: bytes) -> str:
+    """The encoding to read the prolog in; latin-1 for every ASCII-compatible one."""
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    return _ZEROS.get(tuple(b == 0 for b in head[:4]), "latin-1")  # type: ignore[arg-type]
+
+
+def _as_text(data: bytes, encoding: str) -> str:
+    text = data.decode(encoding, "replace")
+    return text.lstrip("\ufeff")
 
 
 def looks_like_junit(head: bytes) -> bool:
     """True when the first bytes of a stream are a JUnit XML document."""
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    return (text.startswith(b"<?xml") and bool(ROOT_RE.search(head))) or text.startswith(
-        b"<testsuite"
+    full = _as_text(head, _encoding(head))
+    text = full.lstrip(" \t\r\n")
+    return (text.startswith("<?xml") and bool(ROOT_RE.search(full))) or text.startswith(
+        "<testsuite"
     )
 
 
@@ -67,6 +99,24 @@ def scan_junit(stream: IO[bytes], source: str) -> LogScan:
     duration = 0.0
     seen_suite_time = False
     index = 0
+
+    def drain() -> None:
+        nonlocal index, duration
+        for _event, elem in parser.read_events():  # type: ignore[misc]
+            if not isinstance(elem, ET.Element):
+                continue
+            tag = elem.tag.rsplit("}", 1)[-1]
+            if tag == "testcase":
+                index += 1
+                _case(scan, elem, index, counts)
+                elem.clear()
+            elif tag == "testsuite" and not seen_suite_time:
+                try:
+                    duration += float(elem.get("time") or 0)
+                except ValueError:
+                    pass
+                elem.clear()
+
     try:
         while True:
             chunk = stream.read(CHUNK)
@@ -74,38 +124,33 @@ def scan_junit(stream: IO[bytes], source: str) -> LogScan:
                 break
             if not checked:
                 prolog += chunk
-                root = ROOT_RE.search(prolog)
-                if any(bad in (prolog[: root.start()] if root else prolog) for bad in FORBIDDEN):
-                    raise InputError(
-                        f"{source}: XML with DOCTYPE/ENTITY declarations is refused (not JUnit)"
-                    )
-                if root is None and len(prolog) < PROLOG_LIMIT:
+                _check_prolog(prolog, source)
+                if ROOT_RE.search(_as_text(prolog, _encoding(prolog))) is None and (
+                    len(prolog) < PROLOG_LIMIT
+                ):
                     continue
                 checked, chunk, prolog = True, prolog, b""
             parser.feed(chunk)
-            for _event, elem in parser.read_events():  # type: ignore[misc]
-                if not isinstance(elem, ET.Element):
-                    continue
-                tag = elem.tag.rsplit("}", 1)[-1]
-                if tag == "testcase":
-                    index += 1
-                    _case(scan, elem, index, counts)
-                    elem.clear()
-                elif tag == "testsuite" and not seen_suite_time:
-                    try:
-                        duration += float(elem.get("time") or 0)
-                    except ValueError:
-                        pass
-                    elem.clear()
+            drain()
         if prolog:
             parser.feed(prolog)
         parser.close()
+        # The last feed and close() produce events too: the whole document when it was short.
+        drain()
     # LookupError: an unknown encoding in the XML declaration; ValueError covers UnicodeError.
     except (ET.ParseError, LookupError, ValueError) as exc:
         scan.notes.append(f"{source}: JUnit XML is malformed ({exc}); read up to the error")
     scan.summary = Summary(counts, duration or None, 0)
     scan.lines = index
     return scan
+
+
+def _check_prolog(prolog: bytes, source: str) -> None:
+    """Refuse a DOCTYPE or ENTITY before the root element, in whatever encoding it is written."""
+    text = _as_text(prolog, _encoding(prolog))
+    root = ROOT_RE.search(text)
+    if any(bad in (text[: root.start()] if root else text) for bad in FORBIDDEN):
+        raise InputError(f"{source}: XML with DOCTYPE/ENTITY declarations is refused (not JUnit)")
 
 
 def _case(scan: LogScan, case: ET.Element, index: int, counts: TestCounts) -> None:
