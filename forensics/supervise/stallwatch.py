@@ -87,7 +87,7 @@ class BreadcrumbTail:
             *lines, rest = data.split(b"\n")
             if rest:
                 self._partial[name] = rest
-            for line in lines:
+            for line in _since_last_test_start(lines):
                 try:
                     record = json.loads(line)
                 except ValueError:
@@ -95,6 +95,25 @@ class BreadcrumbTail:
                 if isinstance(record, dict):
                     found.append((int(stem), record))
         return found
+
+
+_TEST_START = (b'"kind":"test-start"', b'"kind": "test-start"')
+_SESSION_START = b'"session-start"'
+
+
+def _since_last_test_start(lines: list[bytes]) -> list[bytes]:
+    """What the watch needs of a batch of records: the session's, and the current test's.
+
+    Parsing every record of a fast suite would cost the supervisor a core's worth of JSON while
+    the workers need both cores; the records before the last test start only say there was
+    progress, which the last test start says too.
+    """
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        if _TEST_START[0] in line or _TEST_START[1] in line:
+            earlier = [ln for ln in lines[:index] if _SESSION_START in ln]
+            return [*earlier, *lines[index:]]
+    return lines
 
 
 class StallWatch:
