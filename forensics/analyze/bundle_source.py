@@ -171,7 +171,8 @@ def load_bundle(path: Path) -> BundleData:
             rec = proc(pid)
             rec.ppid = rec.ppid or _int(ev.get("ppid"))
             rec.argv = rec.argv or _strs(ev.get("argv"))
-            rec.start = rec.start or _float(ev.get("t"))
+            # "at": the kernel's time of the fork; "t": when the supervisor wrote it down.
+            rec.start = rec.start or _float(ev.get("at")) or _float(ev.get("t"))
         elif kind == "proc-exec" and pid is not None:
             proc(pid).argv = _strs(ev.get("argv"))
         elif kind == "proc-exit" and pid is not None:
@@ -181,7 +182,7 @@ def load_bundle(path: Path) -> BundleData:
                 rec.exit_code = _int(ev.get("exit_code"))
                 rec.signal = _str(ev.get("signal"))
                 rec.exit_source = _str(ev.get("source")) or "supervisor"
-            rec.end = _float(ev.get("t"))
+            rec.end = _float(ev.get("at")) or _float(ev.get("t"))
         elif kind == "survivor" and pid is not None:
             proc(pid).survivor = True
         elif kind == "collector" and ev.get("ok") is False:

@@ -922,11 +922,17 @@ def _outcome(test: TestRun) -> str | None:
     return result
 
 
+# A death time read by the supervisor rather than stamped by the kernel comes a little late.
+_DEATH_TIME_SLACK_S = 0.25
+
+
 def _test_at_death(owner: Owner, rec: ProcessRecord) -> TestRun | None:
     """The test its owner process was running when *rec* died (the owner's, when unknown)."""
     if rec.end is None:
         return owner.test
-    return test_at(owner.process, rec.end)
+    return test_at(owner.process, rec.end) or test_at(
+        owner.process, rec.end - _DEATH_TIME_SLACK_S
+    )
 
 
 def _exit_status(rec: ProcessRecord) -> int | None:

@@ -42,6 +42,9 @@ class ProcEvent:
     exit_code: int | None = None
     signal: int | None = None
     core_dumped: bool = False
+    # When the kernel saw it (CLOCK_MONOTONIC, ns): the listener reads it later, and a child
+    # that died as its test ended must not be dated into the next test.
+    timestamp_ns: int | None = None
 
 
 def decode_wait_status(status: int) -> tuple[int | None, int | None, bool]:
@@ -63,12 +66,12 @@ def parse_message(data: bytes) -> list[ProcEvent]:
             break
         body = offset + _NLMSG.size + _CNMSG.size
         if body + _EVENT.size <= len(data):
-            what = _EVENT.unpack_from(data, body)[0]
+            what, _cpu, stamp = _EVENT.unpack_from(data, body)
             payload = body + _EVENT.size
             if what == PROC_EVENT_FORK and payload + 16 <= len(data):
                 _ppid, ptgid, cpid, ctgid = struct.unpack_from("=IIII", data, payload)
                 if cpid == ctgid:  # a new process, not a new thread
-                    events.append(ProcEvent("fork", ctgid, ppid=ptgid))
+                    events.append(ProcEvent("fork", ctgid, ppid=ptgid, timestamp_ns=stamp))
             elif what == PROC_EVENT_EXEC and payload + 8 <= len(data):
                 pid, tgid = struct.unpack_from("=II", data, payload)
                 if pid == tgid:
@@ -78,7 +81,14 @@ def parse_message(data: bytes) -> list[ProcEvent]:
                 if pid == tgid:  # the process itself, not one of its threads
                     code, sig, core = decode_wait_status(status)
                     events.append(
-                        ProcEvent("exit", tgid, exit_code=code, signal=sig, core_dumped=core)
+                        ProcEvent(
+                            "exit",
+                            tgid,
+                            exit_code=code,
+                            signal=sig,
+                            core_dumped=core,
+                            timestamp_ns=stamp,
+                        )
                     )
         offset += (length + 3) & ~3
     return events

@@ -53,6 +53,13 @@ TERM_GRACE_S = 5.0
 OUTPUT_INDEX_EVERY_S = 0.2
 
 
+def _epoch(event: ProcEvent) -> float | None:
+    """The kernel's time of a process event as epoch seconds (the journal's own clock)."""
+    if not event.timestamp_ns:
+        return None
+    return round(time.time() - (time.monotonic_ns() - event.timestamp_ns) / 1e9, 6)
+
+
 def signal_name(number: int | None) -> str | None:
     if number is None:
         return None
@@ -157,12 +164,17 @@ class Supervisor:
 
     # --- process tree ------------------------------------------------------------------------
 
-    def _note_process(self, pid: int, ppid: int | None, argv: list[str], source: str) -> None:
+    def _note_process(
+        self, pid: int, ppid: int | None, argv: list[str], source: str, at: float | None = None
+    ) -> None:
         with self._procs_lock:
             if pid in self.procs:
                 return
             self.procs[pid] = _Proc(pid, ppid, argv)
-        self.event("proc-start", pid=pid, ppid=ppid, argv=self.redactor.argv(argv), source=source)
+        fields: dict[str, Any] = {"at": at} if at is not None else {}
+        self.event(
+            "proc-start", pid=pid, ppid=ppid, argv=self.redactor.argv(argv), source=source, **fields
+        )
 
     def _on_proc_event(self, event: ProcEvent) -> None:
         if event.kind in ("fork", "exec"):
@@ -174,7 +186,7 @@ class Supervisor:
                     known.argv = argv
                     self.event("proc-exec", pid=event.pid, argv=self.redactor.argv(argv))
                     return
-            self._note_process(event.pid, event.ppid, argv, "connector")
+            self._note_process(event.pid, event.ppid, argv, "connector", _epoch(event))
             return
         self.event(
             "proc-exit",
@@ -183,6 +195,7 @@ class Supervisor:
             signal=signal_name(event.signal),
             core_dumped=event.core_dumped,
             source="connector",
+            at=_epoch(event),
         )
         if event.signal == signal.SIGKILL:
             self.saw_sigkill = True

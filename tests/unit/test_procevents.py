@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -41,8 +42,18 @@ EXIT_SIGSEGV = bytes.fromhex(
 )
 
 
+def _untimed(events: list[ProcEvent]) -> list[ProcEvent]:
+    return [dataclasses.replace(e, timestamp_ns=None) for e in events]
+
+
 def test_fork_of_a_process() -> None:
-    assert parse_message(FORK_PROCESS) == [ProcEvent("fork", 31397, ppid=31356)]
+    assert _untimed(parse_message(FORK_PROCESS)) == [ProcEvent("fork", 31397, ppid=31356)]
+
+
+def test_events_carry_the_kernels_time() -> None:
+    fork, exit_ = parse_message(FORK_PROCESS + EXIT_STATUS_7)
+    assert fork.timestamp_ns and exit_.timestamp_ns
+    assert exit_.timestamp_ns > fork.timestamp_ns  # the captured child lived ~55 ms
 
 
 def test_threads_are_not_processes() -> None:
@@ -51,15 +62,15 @@ def test_threads_are_not_processes() -> None:
 
 
 def test_exit_with_status() -> None:
-    assert parse_message(EXIT_STATUS_7) == [ProcEvent("exit", 31397, exit_code=7)]
+    assert _untimed(parse_message(EXIT_STATUS_7)) == [ProcEvent("exit", 31397, exit_code=7)]
 
 
 def test_exec() -> None:
-    assert parse_message(EXEC) == [ProcEvent("exec", 31406)]
+    assert _untimed(parse_message(EXEC)) == [ProcEvent("exec", 31406)]
 
 
 def test_death_by_signal() -> None:
-    assert parse_message(EXIT_SIGSEGV) == [
+    assert _untimed(parse_message(EXIT_SIGSEGV)) == [
         ProcEvent("exit", 31406, exit_code=None, signal=signal.SIGSEGV, core_dumped=False)
     ]
 
