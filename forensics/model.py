@@ -149,6 +149,18 @@ class ProcessTimeline:
 
 
 @dataclass
+class SignalMark:
+    """A captured signal for the timeline: sender -> receiver at time ``t`` (epoch s)."""
+
+    t: float
+    signal: str
+    receiver_pid: int
+    sender_pid: int | None
+    label: str
+    result: str | None = None
+
+
+@dataclass
 class Source:
     kind: str  # "bundle" | "log"
     paths: list[str] = field(default_factory=list)
@@ -165,6 +177,8 @@ class Triage:
     notes: list[str] = field(default_factory=list)
     signatures: list[dict[str, Any]] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
+    # Captured kills and interrupts (signals.jsonl), sender -> receiver.
+    signals: list[SignalMark] = field(default_factory=list)
     schema: str = TRIAGE_SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,5 +219,6 @@ def triage_from_dict(data: dict[str, Any]) -> Triage:
         notes=list(data.get("notes") or []),
         signatures=list(data.get("signatures") or []),
         environment=dict(data.get("environment") or {}),
+        signals=[SignalMark(**m) for m in data.get("signals") or []],
         schema=data.get("schema", TRIAGE_SCHEMA),
     )

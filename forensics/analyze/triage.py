@@ -16,6 +16,14 @@ from forensics.analyze.attribution import attribute
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun, load_bundle
 from forensics.analyze.hangs import find_hangs, timeout_kill
 from forensics.analyze.logs.signatures import normalize
+from forensics.analyze.native import apply_native, native_death
+from forensics.analyze.signals import (
+    SignalLog,
+    apply_sender,
+    handled_signals,
+    signal_sender,
+    timeline_marks,
+)
 from forensics.model import (
     Evidence,
     Incident,
@@ -58,6 +66,7 @@ class _Builder:
         }
         self.sampled = _sampled_memory(data)
         self.complete = isinstance(data.manifest.get("end"), (int, float))
+        self.signals = SignalLog.load(data.path)
 
     # --- processes -> incidents --------------------------------------------------------------
 
@@ -91,6 +100,7 @@ class _Builder:
         for sec_holder in self.incidents:
             if sec_holder.repeat_of is not None:
                 sec_holder.summary += f" (again: the same test as {sec_holder.repeat_of})"
+        self.notes.extend(h.sentence() for h in handled_signals(data, self.signals))
         survivors = [r for r in data.processes.values() if r.survivor]
         if survivors:
             self.notes.append(
@@ -104,6 +114,7 @@ class _Builder:
             timelines=self._timelines(),
             notes=self.notes,
             environment=self._environment(owners),
+            signals=timeline_marks(data, self.signals),
         )
 
     def _environment(self, owners: dict[str, str]) -> dict[str, object]:
@@ -223,6 +234,13 @@ class _Builder:
                     excerpt=f"pid {rec.pid} exited with status {rec.exit_code} mid-run",
                 )
             )
+        if signal in NATIVE_SIGNALS or fatal is not None:
+            death = native_death(self.data, rec.pid, fatal.text if fatal else None)
+            if death is not None:
+                apply_native(incident, death)
+        sender = signal_sender(self.data, rec.pid, rec.signal, self.signals)
+        if sender is not None and signal not in NATIVE_SIGNALS:
+            apply_sender(incident, sender)
         if rec.pid in self.oom_pids:
             incident.evidence.append(
                 Evidence(source="system/kernel.log", excerpt=self.oom_pids[rec.pid])
@@ -359,9 +377,13 @@ class _Builder:
             else:
                 who = f"process {rec.pid} ({_short_argv(rec.argv)})"
         how = {
-            "native-crash": f"died of {incident.signal or 'a fatal error'} in native code",
+            "native-crash": f"died of {incident.signal or 'a fatal error'} in native code"
+            + (f" in {where}" if (where := incident.extra.get("native", {}).get("where")) else ""),
             "oom-kill": "was killed by the kernel OOM killer",
-            "external-kill": f"was killed by {incident.signal} from outside",
+            "external-kill": "was killed by "
+            + incident.extra.get("signal_sender", {}).get(
+                "description", f"{incident.signal} from outside"
+            ),
             "unexpected-exit": (
                 f"exited with status {incident.exit_code} mid-test"
                 if incident.exit_code is not None
