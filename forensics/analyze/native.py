@@ -18,22 +18,8 @@ from typing import Any
 
 from forensics.analyze.bundle_source import BundleData
 from forensics.bundle import STACKS_DIR
+from forensics.collect.cores import blame_frames
 from forensics.model import Evidence, Frame, Incident, Stack
-
-# Frames that deliver or raise the signal rather than cause it: the re-raise of faulthandler
-# after the kernel's signal frame (__restore_rt), and the machinery of abort()/panics.
-_SIGNAL_FRAME = {"__restore_rt", "__kernel_rt_sigreturn"}
-_MACHINERY = re.compile(
-    r"^(?:__pthread_kill\w*|pthread_kill(?:@\S+)?|raise|gsignal|abort|__GI_\w+|__libc_message\w*|"
-    r"__assert_fail\w*|__fortify_fail|__chk_fail|__stack_chk_fail|__libc_fatal|"
-    r"std::terminate|std::__terminate|__cxxabiv1::\w+|__cxa_\w+|__gnu_cxx::\w+|"
-    r"std::(?:sys|process|panicking|rt)::.*|core::panicking::.*|rust_panic\w*|__rust_\w+|"
-    r"panic_abort::.*|_Unwind_\w+|faulthandler_\w+|_Py_DumpTraceback\w*)"
-)
-_SYSTEM_OBJECT = re.compile(
-    r"^(?:libc\.so|libc-|libpthread|ld-linux|libgcc_s|libstdc\+\+|libc\+\+|libunwind)"
-)
-_RUNTIME_OBJECT = re.compile(r"^(?:libpython|python\d|_ctypes|libffi)")
 
 # What a native library prints as it dies.
 _LAST_WORDS = re.compile(
@@ -128,7 +114,7 @@ def native_death(data: BundleData, pid: int, fault_text: str | None = None) -> N
     if isinstance(kernel, list):
         death.kernel_lines = [ln for ln in kernel if isinstance(ln, str)]
     if death.stacks:
-        death.faulting, death.suspect = _fault_frames(death.stacks[0].frames)
+        death.faulting, death.suspect = blame_frames(death.stacks[0].frames)
     elif death.kernel_lines:
         death.method = death.method or "kernel"
         death.faulting = _kernel_frame(death.kernel_lines[0])
@@ -144,7 +130,13 @@ def native_death(data: BundleData, pid: int, fault_text: str | None = None) -> N
     if isinstance(problems, list):
         death.problems = [p for p in problems if isinstance(p, str)]
     offset = raw.get("output_offset")
-    if data.output_path is not None and isinstance(offset, int):
+    captured = raw.get("captured_output")
+    if isinstance(captured, list):
+        # What pytest captured of the dying test: there first, the run's output second.
+        death.last_words = words_in(
+            [ln for ln in captured if isinstance(ln, str)], plain=signal == "SIGABRT"
+        )
+    if not death.last_words and data.output_path is not None and isinstance(offset, int):
         death.last_words = last_words(data.output_path, offset, plain=signal == "SIGABRT")
     return death
 
@@ -202,34 +194,6 @@ def _frame(raw: dict[str, Any]) -> Frame:
     )
 
 
-def _fault_frames(frames: list[Frame]) -> tuple[Frame | None, Frame | None]:
-    """Innermost first: skip the re-raise above the kernel's signal frame and abort machinery."""
-    start = 0
-    for i, frame in enumerate(frames):
-        if frame.native and frame.name in _SIGNAL_FRAME:
-            start = i + 1
-            break
-    faulting = None
-    for frame in frames[start:]:
-        if not frame.native:
-            break
-        if _MACHINERY.match(frame.name) or frame.name == "???":
-            continue
-        faulting = frame
-        break
-    suspect = None
-    for frame in frames[start:]:
-        if not frame.native:
-            break
-        lib = frame.library or ""
-        if lib and not _SYSTEM_OBJECT.match(lib) and not _RUNTIME_OBJECT.match(lib):
-            suspect = frame
-            break
-    if faulting is None:
-        faulting = suspect
-    return faulting, suspect or faulting
-
-
 _KERNEL_FAULT = re.compile(r"(?:ip|at) ([0-9a-f]+).*? in ([^\s\[]+)\[([0-9a-f]+)")
 
 
@@ -267,6 +231,12 @@ def last_words(output: Path, offset: int, *, plain: bool = False) -> list[str]:
     lines = text.splitlines()
     if start > 0 and lines:
         lines = lines[1:]  # cut mid-line
+    return words_in(lines, plain=plain)
+
+
+def words_in(lines: list[str], *, plain: bool = False) -> list[str]:
+    """The dying words among ``lines``: panics, terminate, assertions; with ``plain``, an
+    abort()'s own message, i.e. the last lines that are not the test runner's."""
     found = [ln.rstrip() for ln in lines if _LAST_WORDS.search(ln)]
     if found:
         return found[-5:]

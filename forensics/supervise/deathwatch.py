@@ -14,9 +14,11 @@ import os
 import queue
 import re
 import resource
+import shutil
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,9 @@ from forensics.collect.cores import (
     DEFAULT_CORE_CAP,
     CoreNotes,
     CorePattern,
+    CoreStacks,
     apport_core,
+    blame_frames,
     coredumpctl_core,
     find_core,
     read_core,
@@ -49,6 +53,8 @@ FATAL = {
 }
 # The kernel prints its fault line as the signal is sent; give it a moment after the exit.
 KERNEL_WAIT_S = 0.3
+CAPTURE_TAIL = 16 * 1024
+CAPTURE_LINES = 40
 _FAULT_LINE = re.compile(r"\b(?:segfault at|general protection|traps:|trap (?:divide|invalid))")
 _PID_IN_LINE = re.compile(r"\[(\d+)\]")
 
@@ -59,6 +65,17 @@ def fault_line_pid(text: str) -> int | None:
         return None
     m = _PID_IN_LINE.search(text)
     return int(m.group(1)) if m else None
+
+
+@dataclass
+class _Death:
+    pid: int
+    signal: int
+    died: float
+    offset: int  # output.log's size when the exit was seen: what was printed before it
+    captured: list[str]  # the end of pytest's capture files of the dead process
+    core: Path | None = None
+    notes: CoreNotes | None = None
 
 
 class DeathWatch:
@@ -76,10 +93,14 @@ class DeathWatch:
         self.kernel: KernelLog | None = None
         self._kernel_lines: list[KernelLine] = []
         self._cwds: dict[int, tuple[str, str | None]] = {}
-        self._queue: queue.Queue[tuple[int, int, float, int] | None] = queue.Queue()
+        self._queue: queue.Queue[_Death | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._run_cwd = os.getcwd()
+        # pytest's fd capture sends a test's stdout/stderr to unlinked temporary files, which
+        # vanish with the process: what a library printed before abort() is only there.
+        self._captures: dict[int, list[int]] = {}
+        self._capture_checked: dict[int, float] = {}
 
     def prepare(self) -> None:
         if not self.pattern.collectable:
@@ -135,28 +156,95 @@ class DeathWatch:
             except OSError:
                 exe = None
             self._cwds[pid] = (cwd, exe)
+        now = time.monotonic()
+        for pid in list(sup.procs):
+            if pid not in self._captures and now - self._capture_checked.get(pid, 0.0) > 1.0:
+                self._capture_checked[pid] = now
+                self._hold_captures(pid)
         self._read_kernel()
 
-    def _read_kernel(self) -> None:
-        if self.kernel is None:
-            return
-        try:
-            new = [ln for ln in self.kernel.read_new() if fault_line_pid(ln.text) is not None]
-        except OSError:
-            self.kernel = None
-            return
+    def _hold_captures(self, pid: int) -> None:
+        held = []
+        for fd in (1, 2):
+            link = f"/proc/{pid}/fd/{fd}"
+            try:
+                target = os.readlink(link)
+                if not target.endswith(" (deleted)"):
+                    continue
+                held.append(os.open(link, os.O_RDONLY | os.O_CLOEXEC))
+            except OSError:
+                continue
+        if held:
+            with self._lock:
+                self._captures[pid] = held
+
+    def _release_captures(self, pid: int, read: bool) -> list[str]:
         with self._lock:
+            fds = self._captures.pop(pid, [])
+        lines: list[str] = []
+        for fd in fds:
+            try:
+                if read:
+                    size = os.fstat(fd).st_size
+                    start = max(0, size - CAPTURE_TAIL)
+                    text = os.pread(fd, size - start, start).decode("utf-8", "replace")
+                    lines.extend(ln for ln in text.splitlines() if ln.strip())
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        return lines[-CAPTURE_LINES:]
+
+    def _read_kernel(self) -> None:
+        with self._lock:  # the loop's tick and the collecting thread both read
+            if self.kernel is None:
+                return
+            try:
+                new = [ln for ln in self.kernel.read_new() if fault_line_pid(ln.text) is not None]
+            except OSError:
+                self.kernel = None
+                return
             self._kernel_lines.extend(new)
 
     def on_exit(self, pid: int, signum: int | None, core_dumped: bool | None) -> None:
         """Called by the supervisor for every exit of a run process (any thread)."""
         if signum not in FATAL:
+            if pid in self._captures:
+                self._release_captures(pid, read=False)
             return
+        died = time.time()
         try:
             offset = os.stat(self.sup.bundle / OUTPUT).st_size
         except OSError:
             offset = 0
-        self._queue.put((pid, signum, time.time(), offset))
+        death = _Death(pid, signum, died, offset, self._release_captures(pid, read=True))
+        if self.pattern.kind == "file" and core_dumped is not False:
+            # Claimed at once: with a pattern like ``core`` the next crash in the same
+            # directory replaces this file.
+            self._claim(death)
+        self._queue.put(death)
+
+    def _claim(self, death: _Death) -> None:
+        cwd = self._cwds.get(death.pid, ("", None))[0]
+        cwds = [c for c in (cwd, self._run_cwd) if c]
+        found = find_core(self.pattern, death.pid, cwds, death.died - 5.0)
+        if found is None:
+            return
+        core, death.notes = found
+        death.core = core
+        if self._user_soft != 0:
+            return  # the user asked for cores: this one stays where the kernel put it
+        target = self.sup.bundle / STACKS_DIR / f"{death.pid}.core"
+        try:
+            os.rename(core, target)
+        except OSError:
+            # Another filesystem: out of the kernel's way under a name of our own, same place.
+            target = core.with_name(f".forensics-core.{death.pid}.{self.sup.run_id}")
+            try:
+                os.rename(core, target)
+            except OSError:
+                return
+        death.core = target
 
     def _work(self) -> None:
         while True:
@@ -164,22 +252,26 @@ class DeathWatch:
             if item is None:
                 return
             try:
-                self._collect(*item)
+                self._collect(item)
             except Exception as exc:  # one bad core must not stop the next one
                 self.sup.event(
-                    "collector", name="cores", ok=False, pid=item[0], reason=f"{exc!r}"[:300]
+                    "collector", name="cores", ok=False, pid=item.pid, reason=f"{exc!r}"[:300]
                 )
 
-    def _collect(self, pid: int, signum: int, died: float, offset: int) -> None:
+    def _collect(self, death: _Death) -> None:
+        pid, died = death.pid, death.died
         record: dict[str, Any] = {
             "pid": pid,
-            "signal": signal.Signals(signum).name,
+            "signal": signal.Signals(death.signal).name,
             "died": died,
-            "output_offset": offset,
+            "output_offset": death.offset,
+            "captured_output": death.captured,
             "problems": [],
         }
         cwd, exe = self._cwds.get(pid, ("", None))
-        core, notes, source = self._find_core(pid, cwd, died)
+        core, notes, source = death.core, death.notes, "file"
+        if core is None and self.pattern.kind != "file":
+            core, notes, source = self._find_core(pid)
         if core is not None and notes is not None:
             size = core.stat().st_size
             record["core"] = {
@@ -198,9 +290,10 @@ class DeathWatch:
                 record["threads"] = [t.to_dict() for t in read.threads]
                 record["stack_s"] = round(time.time() - died, 3)
             record["libraries"] = self._libraries(read, notes)
-            record["core"]["kept"] = self._dispose(core, source)
-            if record["core"]["kept"]:
-                record["core"]["path"] = str(core)
+            kept = self._dispose(core, source, pid)
+            record["core"]["kept"] = kept is not None
+            if kept is not None:
+                record["core"]["path"] = str(kept)
         elif self.pattern.collectable:
             record["problems"].append(
                 f"no core found for pid {pid} (core_pattern {self.pattern.pattern!r}, cwd {cwd!r})"
@@ -220,14 +313,8 @@ class DeathWatch:
                     record["libraries"][name] = _owner(name)
         write_json_atomic(self.sup.bundle / STACKS_DIR / f"{pid}.native.json", record)
 
-    def _find_core(
-        self, pid: int, cwd: str, died: float
-    ) -> tuple[Path | None, CoreNotes | None, str]:
+    def _find_core(self, pid: int) -> tuple[Path | None, CoreNotes | None, str]:
         kind = self.pattern.kind
-        if kind == "file":
-            cwds = [c for c in (cwd, self._run_cwd) if c]
-            found = find_core(self.pattern, pid, cwds, died - 5.0)
-            return (found[0], found[1], "file") if found else (None, None, kind)
         stash = self.sup.bundle / STACKS_DIR / f".core.{pid}"
         if kind == "systemd-coredump":
             core = coredumpctl_core(pid, stash)
@@ -238,32 +325,45 @@ class DeathWatch:
         notes = read_core_notes(core) if core is not None else None
         return core, notes, kind
 
-    def _dispose(self, core: Path, source: str) -> bool:
-        """Delete the core once read; keep it with --keep-cores or when the user asked for it."""
-        wanted_by_user = source == "file" and self._user_soft != 0
-        if self.keep_cores or wanted_by_user:
-            return True
+    def _dispose(self, core: Path, source: str, pid: int) -> Path | None:
+        """Delete the core once read, or keep it (in the bundle) with --keep-cores; a core the
+        user's own limit asked for stays where the kernel put it.  The kept path, or None."""
+        if source == "file" and self._user_soft != 0:
+            return core
+        if self.keep_cores:
+            target = self.sup.bundle / STACKS_DIR / f"{pid}.core"
+            if core != target:
+                try:
+                    shutil.move(str(core), target)
+                except OSError:
+                    return core
+            return target
         try:
             core.unlink()
         except OSError:
-            return True
-        return False
+            return core
+        return None
 
-    def _libraries(self, read: object, notes: CoreNotes) -> dict[str, dict[str, Any]]:
-        names: set[str] = set()
-        threads = getattr(read, "threads", [])
-        for thread in threads:
-            for frame in thread.frames:
-                if frame.native and frame.library:
-                    names.add(frame.library)
+    def _libraries(self, read: CoreStacks | str, notes: CoreNotes) -> dict[str, dict[str, Any]]:
+        """Owners of the faulting and blamed frames' objects (the rest would cost seconds)."""
+        if isinstance(read, str) or not read.threads:
+            return {}
+        crashed = next((t for t in read.threads if t.tid == notes.pid), read.threads[0])
+        names = {f.library for f in blame_frames(crashed.frames) if f is not None and f.library}
         return {name: _owner(notes.files.get(name, name)) for name in sorted(names)}
 
     def finish(self, sup: Supervisor) -> None:
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout=120.0)
-        if self.kernel is not None:
-            self.kernel.close()
+        with self._lock:
+            if self.kernel is not None:
+                self.kernel.close()
+                self.kernel = None
+            held = [fd for fds in self._captures.values() for fd in fds]
+            self._captures.clear()
+        for fd in held:
+            os.close(fd)
 
 
 _KERNEL_LIB = re.compile(r" in ([^\s\[]+)\[")
