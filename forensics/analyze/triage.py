@@ -297,6 +297,9 @@ class _Builder:
         parent = self.data.processes.get(rec.ppid or -1)
         if parent is None or rec.parent_test is None:
             return False
+        sender = signal_sender(self.data, rec.pid, signal, self.signals)
+        if sender is not None and not sender.own_test_tree and sender.kind != "forensics":
+            return False  # the kernel says someone else sent it
         for test in parent.tests:
             if test.nodeid == rec.parent_test:
                 return test.end is not None and "failed" not in test.phases.values()
