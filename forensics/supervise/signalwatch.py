@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from forensics.supervise.supervisor import Supervisor
 
 SIGNALS = "signals.jsonl"
+# FORENSICS_SIGNALS=0 turns the capture off (the benchmark compares with and without).
+ENV_OFF = "FORENSICS_SIGNALS"
 # The connector may name a new process a moment after it already got a signal.
 MATCH_WINDOW_S = 5.0
 _READ_WAIT_S = 0.2
@@ -50,9 +52,13 @@ class SignalWatch:
         self._argv: dict[int, list[str]] = {}
         self.written = 0
         self.seen = 0
+        self.cpu_s = 0.0  # CPU time of the reading thread
 
     # Before the command starts: its first signal must not be missed.
     def prepare(self) -> None:
+        if os.environ.get(ENV_OFF) == "0":
+            self.sup.event("collector", name="signals", ok=False, reason=f"turned off ({ENV_OFF}=0)")
+            return
         if os.geteuid() != 0:
             self.sup.event("collector", name="signals", ok=False, reason=WITHOUT_ROOT)
             return
@@ -87,6 +93,7 @@ class SignalWatch:
             self._take(lines, offset)
         # What the buffer still holds after the events were stopped.
         self._take(self.trace.read(0.0), offset)
+        self.cpu_s = time.thread_time()
 
     def _take(self, lines: list[str], offset: float) -> None:
         parsed = []
@@ -173,6 +180,7 @@ class SignalWatch:
             seen=self.seen,
             written=self.written,
             dropped=dropped,
+            cpu_s=round(self.cpu_s, 3),
             **({"reason": problem} if problem else {}),
         )
 
