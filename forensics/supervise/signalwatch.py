@@ -57,7 +57,8 @@ class SignalWatch:
     # Before the command starts: its first signal must not be missed.
     def prepare(self) -> None:
         if os.environ.get(ENV_OFF) == "0":
-            self.sup.event("collector", name="signals", ok=False, reason=f"turned off ({ENV_OFF}=0)")
+            reason = f"turned off ({ENV_OFF}=0)"
+            self.sup.event("collector", name="signals", ok=False, reason=reason)
             return
         if os.geteuid() != 0:
             self.sup.event("collector", name="signals", ok=False, reason=WITHOUT_ROOT)

@@ -155,8 +155,9 @@ def test_keep_cores_keeps_them(tmp_path: Path) -> None:
     _build(tmp_path)
     (tmp_path / "test_one.py").write_text(
         "import ctypes, os\n"
+        "LIB = os.path.join(os.path.dirname(__file__), 'libwidget.so')\n"
         "def test_crash():\n"
-        "    ctypes.CDLL(os.path.join(os.path.dirname(__file__), 'libwidget.so')).widget_read(None)\n"
+        "    ctypes.CDLL(LIB).widget_read(None)\n"
     )
     bundle = tmp_path / "bundle"
     argv = [sys.executable, "-m", "forensics", "wrap", "--keep-cores", "--bundle", str(bundle)]
