@@ -248,7 +248,7 @@ def blame_frames(frames: Sequence[_F]) -> tuple[_F | None, _F | None]:
     for frame in frames[start:]:
         if not frame.native:
             break
-        if _MACHINERY.match(frame.name) or frame.name == "???":
+        if _MACHINERY.match(frame.name):
             continue
         faulting = frame
         break
