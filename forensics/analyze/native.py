@@ -23,7 +23,8 @@ from forensics.model import Evidence, Frame, Incident, Stack
 
 # What a native library prints as it dies.
 _LAST_WORDS = re.compile(
-    r"thread '[^']*' panicked at|panicked at '|"
+    r"thread '[^']*'(?: \(\d+\))? panicked at|panicked at '|thread caused non-unwinding panic|"
+    r"panic in a function that cannot unwind|"
     r"terminate called after throwing|terminate called without an active exception|"
     r"libc\+\+abi: terminating|Assertion [`'].*' failed|: Assertion .* failed\.|"
     r"\*\*\* (?:stack smashing|buffer overflow) detected|double free|free\(\): invalid|"

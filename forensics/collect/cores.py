@@ -211,8 +211,12 @@ _MACHINERY = re.compile(
     r"^(?:__pthread_kill\w*|pthread_kill(?:@\S+)?|raise|gsignal|abort|__GI_\w+|__libc_message\w*|"
     r"__assert_fail\w*|__fortify_fail|__chk_fail|__stack_chk_fail|__libc_fatal|"
     r"std::terminate|std::__terminate|__cxxabiv1::\w+|__cxa_\w+|__gnu_cxx::\w+|"
-    r"std::(?:sys|process|panicking|rt)::.*|core::panicking::.*|rust_panic\w*|__rust_\w+|"
-    r"panic_abort::.*|_Unwind_\w+|faulthandler_\w+|_Py_DumpTraceback\w*)"
+    # Rust's std/core (v0 symbols carry a [hash] after the crate name) and its panic runtime.
+    r"(?:std|core|alloc|panic_abort|panic_unwind|__rustc)(?:\[[0-9a-f]+\])?::.*|"
+    r"rust_panic\w*|__rust_\w+|_Unwind_\w+|faulthandler_\w+|_Py_DumpTraceback\w*|"
+    # The same, still mangled (v0 `_R...`, legacy `_ZN...`) where the reader did not demangle.
+    r"_R\w*?_(?:3std|4core|5alloc|11panic_abort|12panic_unwind|7___rustc)(?=\d)|"
+    r"_ZN(?:3std|4core|5alloc|11panic_abort|12panic_unwind)\d)"
 )
 _SYSTEM_OBJECT = re.compile(
     r"^(?:libc\.so|libc-|libpthread|ld-linux|libgcc_s|libstdc\+\+|libc\+\+|libunwind)"
@@ -232,6 +236,19 @@ class _FrameLike(Protocol):
 _F = TypeVar("_F", bound=_FrameLike)
 
 
+def _named(frames: Sequence[_F], i: int) -> _F:
+    """``frames[i]``, or when the reader could not name it (``???``: a return address past a
+    noreturn call, an unsymbolized helper) the next named frame of the same object."""
+    if frames[i].name != "???":
+        return frames[i]
+    for frame in frames[i + 1 :]:
+        if frame.library != frames[i].library or not frame.native:
+            break
+        if frame.name != "???" and not _MACHINERY.match(frame.name):
+            return frame
+    return frames[i]
+
+
 def blame_frames(frames: Sequence[_F]) -> tuple[_F | None, _F | None]:
     """The faulting frame and the frame to blame, from a crashed thread's frames (innermost first).
 
@@ -244,21 +261,24 @@ def blame_frames(frames: Sequence[_F]) -> tuple[_F | None, _F | None]:
         if frame.native and frame.name in _SIGNAL_FRAME:
             start = i + 1
             break
+    rest = frames[start:]
     faulting = None
-    for frame in frames[start:]:
+    for i, frame in enumerate(rest):
         if not frame.native:
             break
         if _MACHINERY.match(frame.name):
             continue
-        faulting = frame
+        faulting = _named(rest, i)
         break
     suspect = None
-    for frame in frames[start:]:
+    for i, frame in enumerate(rest):
         if not frame.native:
             break
         lib = frame.library or ""
-        if lib and not _SYSTEM_OBJECT.match(lib) and not _RUNTIME_OBJECT.match(lib):
-            suspect = frame
+        if _MACHINERY.match(frame.name) or not lib:
+            continue  # a Rust panic's std frames live in the extension itself
+        if not _SYSTEM_OBJECT.match(lib) and not _RUNTIME_OBJECT.match(lib):
+            suspect = _named(rest, i)
             break
     if faulting is None:
         faulting = suspect

@@ -53,8 +53,8 @@ FATAL = {
 }
 # The kernel prints its fault line as the signal is sent; give it a moment after the exit.
 KERNEL_WAIT_S = 0.3
-CAPTURE_TAIL = 16 * 1024
-CAPTURE_LINES = 40
+CAPTURE_TAIL = 32 * 1024
+CAPTURE_LINES = 400
 _FAULT_LINE = re.compile(r"\b(?:segfault at|general protection|traps:|trap (?:divide|invalid))")
 _PID_IN_LINE = re.compile(r"\[(\d+)\]")
 

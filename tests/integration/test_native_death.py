@@ -7,6 +7,7 @@ and the faulting function, with what the library printed before it aborted.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -166,3 +167,59 @@ def test_keep_cores_keeps_them(tmp_path: Path) -> None:
     incident = report_json(bundle, tmp_path)["incidents"][0]
     core = incident["extra"]["native"]["core"]
     assert core["kept"] is True and Path(core["path"]).is_file()
+
+
+RUST_LIB = """
+#[unsafe(no_mangle)]
+pub extern "C" fn rustwidget_lookup(index: usize) -> u32 {
+    let items = [1u32, 2, 3];
+    items[index]
+}
+"""
+
+RUST_SUITE = """
+import ctypes
+import os
+
+LIB = ctypes.CDLL(os.path.join(os.path.dirname(__file__), "librustwidget.so"))
+
+
+def test_rust_panic_aborts():
+    LIB.rustwidget_lookup(7)
+"""
+
+
+def test_rust_panic_names_the_extension(tmp_path: Path) -> None:
+    """A panic in an `extern "C"` function cannot unwind: Rust aborts the process."""
+    if not read_core_pattern().collectable:
+        pytest.skip("core_pattern gives no core to read")
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        pytest.skip("no cargo to build the Rust library")
+    crate = tmp_path / "rustwidget"
+    (crate / "src").mkdir(parents=True)
+    (crate / "Cargo.toml").write_text(
+        '[package]\nname = "rustwidget"\nversion = "0.1.0"\nedition = "2024"\n\n'
+        '[lib]\ncrate-type = ["cdylib"]\n'
+    )
+    (crate / "src" / "lib.rs").write_text(RUST_LIB)
+    built = subprocess.run(
+        [cargo, "build", "--offline", "-q"], cwd=crate, capture_output=True, text=True
+    )
+    if built.returncode != 0:
+        pytest.skip(f"cargo could not build a std-only cdylib here: {built.stderr[-500:]}")
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    shutil.copy(crate / "target" / "debug" / "librustwidget.so", suite)
+    (suite / "test_rust.py").write_text(textwrap.dedent(RUST_SUITE))
+    (suite / "pytest.ini").write_text("[pytest]\n")
+    bundle = suite / "bundle"
+    argv = [sys.executable, "-m", "forensics", "wrap", "--bundle", str(bundle), "--"]
+    proc = run([*argv, *PYTEST, "-p", "no:randomly", "test_rust.py"], suite)
+    assert proc.returncode == 134, proc.stderr
+    incident = report_json(bundle, suite)["incidents"][0]
+    assert incident["cause"] == "native-crash" and incident["signal"] == "SIGABRT"
+    assert "librustwidget.so" in incident["native_library"]
+    assert incident["extra"]["native"]["suspect_function"] == "rustwidget_lookup"
+    excerpts = "\n".join(e["excerpt"] for e in incident["evidence"])
+    assert re.search(r"thread '[^']*'( \(\d+\))? panicked at src/lib.rs", excerpts), excerpts

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from forensics.analyze.native import parse_faulthandler_c_stack, words_in
 from forensics.collect.cores import CorePattern, blame_frames, parse_gdb, parse_pystack
+from forensics.model import Frame
 
 PYSTACK = """\
 Using executable found in the core file: /usr/bin/python3
@@ -113,3 +114,32 @@ def test_core_pattern_candidates(tmp_path: Path) -> None:
     full = CorePattern("file", str(tmp_path / "core.%e.%p.%t"))
     assert full.candidates(4242, None) == [tmp_path / "core.python3.4242.1700000000"]
     assert CorePattern("pipe", "|/bin/false").candidates(4242, str(tmp_path)) == []
+
+
+def test_rust_panic_frames_still_mangled() -> None:
+    """As pystack 1.7 printed them for a panic in an `extern "C"` fn (Rust 1.95, debug)."""
+    rows = [
+        ("__pthread_kill_implementation", "libc.so.6"),
+        ("raise", "libc.so.6"),
+        ("abort", "libc.so.6"),
+        ("???", "librustwidget.so"),
+        ("_RNvNtCsjrHSEGnQ3l9_3std9panicking12default_hook", "librustwidget.so"),
+        ("_RNCNvNtCsjrHSEGnQ3l9_3std9panicking13panic_handler0B5_", "librustwidget.so"),
+        ("???", "librustwidget.so"),
+        ("_RNvNtCsgEmfK2I1SDS_4core9panicking16panic_in_cleanup", "librustwidget.so"),
+        ("???", "librustwidget.so"),
+        ("rustwidget_lookup", "librustwidget.so"),
+        ("???", "libffi.so.8"),
+        ("ffi_call", "libffi.so.8"),
+    ]
+    frames = [Frame(name=n, native=True, library=lib) for n, lib in rows]
+    faulting, suspect = blame_frames(frames)
+    assert faulting is not None and faulting.name == "rustwidget_lookup"
+    assert suspect is faulting
+
+
+def test_unnamed_frame_after_abort_keeps_its_library() -> None:
+    rows = [("abort", "libc.so.6"), ("???", "libcrashlib.so"), ("ffi_call", "libffi.so.8")]
+    faulting, suspect = blame_frames([Frame(name=n, native=True, library=lib) for n, lib in rows])
+    assert faulting is not None and (faulting.name, faulting.library) == ("???", "libcrashlib.so")
+    assert suspect is faulting
