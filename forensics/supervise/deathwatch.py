@@ -101,6 +101,7 @@ class DeathWatch:
         # vanish with the process: what a library printed before abort() is only there.
         self._captures: dict[int, list[int]] = {}
         self._capture_checked: dict[int, float] = {}
+        self._handled: set[int] = set()
 
     def prepare(self) -> None:
         if not self.pattern.collectable:
@@ -218,6 +219,7 @@ class DeathWatch:
         except OSError:
             offset = 0
         death = _Death(pid, signum, died, offset, self._release_captures(pid, read=True))
+        self._handled.add(pid)
         if self.pattern.kind == "file" and core_dumped is not False:
             # Claimed at once: with a pattern like ``core`` the next crash in the same
             # directory replaces this file.
@@ -257,6 +259,29 @@ class DeathWatch:
                 self.sup.event(
                     "collector", name="cores", ok=False, pid=item.pid, reason=f"{exc!r}"[:300]
                 )
+
+    def _sweep(self, sup: Supervisor) -> None:
+        """Cores of run processes whose death was not seen (no process-events connector):
+        read them now rather than leave them in the user's directories."""
+        if self.pattern.kind != "file" or self.limit is None:
+            return
+        cwds = sorted({c for c, _ in self._cwds.values() if c} | {self._run_cwd})
+        pending = [pid for pid in list(sup.procs) if pid not in self._handled]
+        paths = {
+            path for pid in pending for cwd in cwds for path in self.pattern.candidates(pid, cwd)
+        }
+        for path in sorted(paths):
+            try:
+                if path.is_symlink() or path.stat().st_mtime < sup.start_time:
+                    continue
+            except OSError:
+                continue
+            notes = read_core_notes(path)
+            if notes is None or notes.pid not in pending or notes.pid in self._handled:
+                continue
+            signum = notes.signal if notes.signal in FATAL else int(signal.SIGABRT)
+            self._handled.add(notes.pid)
+            self._queue.put(_Death(notes.pid, signum, path.stat().st_mtime, 0, [], path, notes))
 
     def _collect(self, death: _Death) -> None:
         pid, died = death.pid, death.died
@@ -353,6 +378,7 @@ class DeathWatch:
         return {name: _owner(notes.files.get(name, name)) for name in sorted(names)}
 
     def finish(self, sup: Supervisor) -> None:
+        self._sweep(sup)
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout=120.0)
