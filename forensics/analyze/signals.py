@@ -277,6 +277,7 @@ def _oom_killed(data: BundleData, pid: int) -> bool:
 _REASONS = {
     "stall": "hang escalation",
     "hang": "hang escalation",
+    "hang-timeout": "hang escalation (--hang-timeout)",
     "run-timeout": "run timeout (--timeout)",
     "interrupt": "Ctrl-C forwarding",
     "survivor": "clean-up of processes left behind",

@@ -21,9 +21,10 @@ from typing import Any, Protocol, TypeVar
 
 CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
 CORE_USES_PID = Path("/proc/sys/kernel/core_uses_pid")
-# A Python worker's core is tens of MB; one that is bigger is cut here (its notes and the
-# stacks' pages come first in practice, so a cut core still names the crashing frames).
-DEFAULT_CORE_CAP = 512 * 1024 * 1024
+# A Python worker's core is tens to hundreds of MB.  The kernel writes memory in address order
+# and the stacks come last, so a core cut at the limit has lost them: the cap is a guard for
+# the disk, set well above a usual worker.
+DEFAULT_CORE_CAP = 2 * 1024 * 1024 * 1024
 READ_TIMEOUT_S = 60.0
 
 _NT_PRSTATUS = 1
@@ -400,7 +401,7 @@ def read_core(core: Path, executable: str | None) -> CoreStacks | str:
                 argv, capture_output=True, text=True, timeout=READ_TIMEOUT_S, check=False
             )
             threads = parse_pystack(done.stdout)
-            if threads:
+            if _named_frames(threads):
                 return CoreStacks("pystack", threads, time.monotonic() - started)
             problems.append(f"pystack: {(done.stderr or done.stdout).strip()[-300:]}")
         except (OSError, subprocess.SubprocessError) as exc:
@@ -419,7 +420,7 @@ def read_core(core: Path, executable: str | None) -> CoreStacks | str:
                 check=False,
             )
             threads = parse_gdb(done.stdout)
-            if threads:
+            if _named_frames(threads):
                 return CoreStacks("gdb", threads, time.monotonic() - started)
             problems.append("gdb: no frames")
         except (OSError, subprocess.SubprocessError) as exc:
@@ -427,6 +428,11 @@ def read_core(core: Path, executable: str | None) -> CoreStacks | str:
     elif not gdb:
         problems.append("gdb is not installed")
     return "; ".join(problems)
+
+
+def _named_frames(threads: list[NativeThread]) -> bool:
+    """Whether the reader named anything (a core cut before its stacks gives only ``???``)."""
+    return any(f.name != "???" for t in threads for f in t.frames)
 
 
 def _beside_python(name: str) -> str | None:

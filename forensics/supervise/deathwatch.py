@@ -308,6 +308,11 @@ class DeathWatch:
             read = read_core(core, exe)
             if isinstance(read, str):
                 record["problems"].append(read)
+                if record["core"]["cut"]:
+                    record["problems"].append(
+                        f"the core was cut at the {self.limit} byte limit before the stacks "
+                        "(the kernel writes them last)"
+                    )
             else:
                 record["method"] = read.method
                 record["read_s"] = round(read.seconds, 3)
