@@ -239,8 +239,8 @@ class _Builder:
             if death is not None:
                 apply_native(incident, death)
         sender = signal_sender(self.data, rec.pid, rec.signal, self.signals)
-        if sender is not None and signal not in NATIVE_SIGNALS:
-            apply_sender(incident, sender)
+        if sender is not None and (signal not in NATIVE_SIGNALS or sender.kind == "run"):
+            apply_sender(incident, sender)  # a crash signal sent by another process too
         if rec.pid in self.oom_pids:
             incident.evidence.append(
                 Evidence(source="system/kernel.log", excerpt=self.oom_pids[rec.pid])

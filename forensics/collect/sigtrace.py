@@ -9,6 +9,7 @@ global trace buffer and other users of tracefs are left alone.  Facts only: numb
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import select
@@ -56,13 +57,21 @@ _FAULT_CODES: dict[int, dict[int, str]] = {
     int(signal.SIGTRAP): {1: "TRAP_BRKPT", 2: "TRAP_TRACE"},
 }
 
-_LINE = re.compile(
-    r"^\s*(?P<comm>.*?)-(?P<tid>\d+)\s+\(\s*(?P<tgid>\d+|-+)\)\s+\[\d+\]\s+\S+\s+"
-    r"(?P<ts>\d+\.\d+):\s+(?P<event>signal_generate|signal_deliver):\s+(?P<rest>.*)$"
+_HEAD = (
+    r"^\s*(?P<comm>.*?)-(?P<tid>\d+)\s+\(\s*(?P<tgid>\d+|-+)\)\s+\[\d+\]\s+\S+\s+(?P<ts>\d+\.\d+): "
 )
-_FIELD = re.compile(r"(\w+)=(\S*)")
+# One expression per event, in the kernel's print format: a line is matched once, no field loop.
+_GENERATE = re.compile(
+    _HEAD + r"signal_generate: sig=(?P<sig>-?\d+) errno=(?P<errno>-?\d+) code=(?P<code>-?\d+) "
+    r"comm=(?P<rcomm>.*?) pid=(?P<pid>\d+) grp=(?P<grp>\d+) res=(?P<res>\d+)"
+)
+_DELIVER = re.compile(
+    _HEAD + r"signal_deliver: sig=(?P<sig>-?\d+) errno=(?P<errno>-?\d+) code=(?P<code>-?\d+) "
+    r"sa_handler=(?P<handler>[0-9a-f]+) sa_flags=(?P<flags>[0-9a-f]+)"
+)
 
 
+@functools.cache
 def code_name(sig: int, code: int) -> str:
     """si_code as a word: user, kernel, queue, timer, tkill, or the fault's own name."""
     if code > 0 and code != 0x80:
@@ -70,6 +79,7 @@ def code_name(sig: int, code: int) -> str:
     return SI_CODES.get(code, str(code))
 
 
+@functools.cache
 def signal_label(sig: int) -> str:
     try:
         return signal.Signals(sig).name
@@ -107,27 +117,16 @@ class SignalEvent:
 
 def parse_line(line: str, clock_offset: float) -> SignalEvent | None:
     """One ``trace_pipe`` line (``record-tgid`` on) -> an event, or None for anything else."""
-    m = _LINE.match(line)
+    m = _GENERATE.match(line) if "signal_generate" in line else _DELIVER.match(line)
     if m is None:
         return None
-    fields = dict(_FIELD.findall(m.group("rest")))
-    try:
-        sig = int(fields["sig"])
-        code = int(fields.get("code", "0"))
-        errno = int(fields.get("errno", "0"))
-    except (KeyError, ValueError):
-        return None
-    tid = int(m.group("tid"))
-    tgid_text = m.group("tgid")
+    sig, code = int(m["sig"]), int(m["code"])
+    tid = int(m["tid"])
+    tgid_text = m["tgid"]
     tgid = int(tgid_text) if tgid_text.isdigit() and int(tgid_text) > 0 else tid
-    when = float(m.group("ts")) + clock_offset
-    comm = m.group("comm").strip()
-    if m.group("event") == "signal_generate":
-        try:
-            receiver = int(fields["pid"])
-            result = int(fields.get("res", "0"))
-        except (KeyError, ValueError):
-            return None
+    when = float(m["ts"]) + clock_offset
+    comm = m["comm"].strip()
+    if m.re is _GENERATE:
         return SignalEvent(
             t=when,
             event="generate",
@@ -136,17 +135,13 @@ def parse_line(line: str, clock_offset: float) -> SignalEvent | None:
             sender_pid=tgid,
             sender_tid=tid,
             sender_comm=comm,
-            pid=receiver,
-            comm=fields.get("comm"),
-            group=fields.get("grp") == "1",
-            result=RESULTS.get(result, str(result)),
-            errno=errno,
+            pid=int(m["pid"]),
+            comm=m["rcomm"],
+            group=m["grp"] == "1",
+            result=RESULTS.get(int(m["res"]), m["res"]),
+            errno=int(m["errno"]),
         )
-    try:
-        handler = int(fields.get("sa_handler", "0"), 16)
-        flags = int(fields.get("sa_flags", "0"), 16)
-    except ValueError:
-        return None
+    handler = int(m["handler"], 16)
     disposition = {0: "default", 1: "ignore"}.get(handler, "handler")
     return SignalEvent(
         t=when,
@@ -158,10 +153,10 @@ def parse_line(line: str, clock_offset: float) -> SignalEvent | None:
         sender_comm=None,
         pid=tgid,
         comm=comm,
-        errno=errno,
+        errno=int(m["errno"]),
         disposition=disposition,
         handler=handler if disposition == "handler" else None,
-        sa_flags=flags,
+        sa_flags=int(m["flags"], 16),
     )
 
 

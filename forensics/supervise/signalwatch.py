@@ -9,13 +9,14 @@ of the run.  Without root the collector records why it could not run and what wo
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from forensics.bundle import JsonlWriter
+from forensics.bundle import open_append
 from forensics.collect.nativelib import resolve_address
 from forensics.collect.sigtrace import SignalEvent, TraceInstance, parse_line
 
@@ -42,7 +43,7 @@ class SignalWatch:
     def __init__(self, supervisor: Supervisor) -> None:
         self.sup = supervisor
         self.trace: TraceInstance | None = None
-        self.writer: JsonlWriter | None = None
+        self.writer: int | None = None  # signals.jsonl, written a tick's batch at a time
         self._pending: deque[SignalEvent] = deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -75,7 +76,7 @@ class SignalWatch:
         self.trace = made
         # Whatever ends the supervisor (an internal error too), the instance and mount go.
         atexit.register(self.abandon)
-        self.writer = JsonlWriter(self.sup.bundle / SIGNALS)
+        self.writer = open_append(self.sup.bundle / SIGNALS)
         self.sup.event(
             "collector",
             name="signals",
@@ -142,6 +143,7 @@ class SignalWatch:
             batch = list(self._pending)
             self._pending.clear()
         keep: list[SignalEvent] = []
+        lines: list[str] = []
         for event in batch:
             receiver = self._tgid(event.pid)
             ours = receiver in run or (event.sender_pid is not None and event.sender_pid in run)
@@ -154,10 +156,15 @@ class SignalWatch:
                     record["sender_argv"] = sup.redactor.argv(self._argv.get(event.sender_pid, []))
                 if event.handler is not None:
                     record["handler_object"] = self._handlers.get((event.pid, event.handler))
-                self.writer.write(record)
+                lines.append(json.dumps(record, separators=(",", ":")))
                 self.written += 1
             elif not final and now - event.t < MATCH_WINDOW_S:
                 keep.append(event)
+        if lines:
+            try:
+                os.write(self.writer, ("\n".join(lines) + "\n").encode("utf-8", "replace"))
+            except OSError:
+                pass
         if keep:
             with self._lock:
                 self._pending.extendleft(reversed(keep))
@@ -173,7 +180,8 @@ class SignalWatch:
         dropped = self.trace.dropped()
         problem = self.trace.close()
         if self.writer is not None:
-            self.writer.close()
+            os.close(self.writer)
+            self.writer = None
         sup.event(
             "collector",
             name="signals",
