@@ -4,10 +4,11 @@ Usage (root, for the tracepoints): python benchmarks/signal_capture_bench.py [--
     [--signals 10000] [--workers 2]
 
 The suite has 100 tests; each sends SIGUSR1 to its own process N/100 times (a Python handler
-counts them, as a suite using signals for timers or wake-ups does) and sends one SIGTERM to a
-child it started.  The same `forensics wrap -- pytest` command runs with capture on and with
+counts them, as a suite using signals for timers or wake-ups does): N generate and N deliver
+tracepoint hits.  The same `forensics wrap -- pytest` command runs with capture on and with
 FORENSICS_SIGNALS=0, alternately, in one invocation; the figure is the median wall time of
-each and the median's difference.  The captured bundle is checked to hold every signal.
+each and the median's difference.  The captured bundle is checked to hold every signal
+(identical signals read together are one record with a `count`).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def run_once(where: Path, capture: bool, workers: int, index: int) -> tuple[floa
     if signals.is_file():
         with open(signals) as fh:
             captured = sum(
-                1
+                rec.get("count", 1)
                 for line in fh
                 if (rec := json.loads(line))["event"] == "generate" and rec["signal"] == "SIGUSR1"
             )

@@ -39,6 +39,7 @@ class SignalRecord:
     disposition: str | None = None
     handler: str | None = None
     handler_object: str | None = None
+    count: int = 1
 
 
 class SignalLog:
@@ -90,6 +91,7 @@ def _record(raw: dict[str, Any]) -> SignalRecord | None:
         disposition=text("disposition"),
         handler=text("handler"),
         handler_object=text("handler_object"),
+        count=raw["count"] if isinstance(raw.get("count"), int) else 1,
     )
 
 

@@ -107,9 +107,15 @@ class SignalEvent:
     disposition: str | None = None  # deliver: "default" | "ignore" | "handler"
     handler: int | None = None  # deliver: the handler's address in the receiver
     sa_flags: int | None = None
+    # Identical signals read together (same task, fields and outcome) are one record: how
+    # many, and the time of the last one.
+    count: int = 1
+    t_last: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if v is not None}
+        if self.count == 1:
+            del out["count"]
         if self.handler is not None:
             out["handler"] = f"0x{self.handler:x}"
         return out
@@ -317,3 +323,19 @@ def _unmount(root: Path) -> str | None:
     except OSError:
         pass
     return None
+
+
+def merge_key(line: str) -> tuple[str, str] | None:
+    """What makes two lines the same signal: the task and everything after the event name."""
+    at = line.find(": signal_")
+    if at < 0:
+        return None
+    return line[: line.find("(")], line[at:]
+
+
+def line_time(line: str, clock_offset: float) -> float | None:
+    at = line.find(": signal_")
+    try:
+        return float(line[:at].rsplit(None, 1)[-1]) + clock_offset
+    except (ValueError, IndexError):
+        return None

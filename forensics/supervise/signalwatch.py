@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING
 
 from forensics.bundle import open_append
 from forensics.collect.nativelib import resolve_address
-from forensics.collect.sigtrace import SignalEvent, TraceInstance, parse_line
+from forensics.collect.sigtrace import (
+    SignalEvent,
+    TraceInstance,
+    line_time,
+    merge_key,
+    parse_line,
+)
 
 if TYPE_CHECKING:
     from forensics.supervise.supervisor import Supervisor
@@ -98,11 +104,23 @@ class SignalWatch:
         self.cpu_s = time.thread_time()
 
     def _take(self, lines: list[str], offset: float) -> None:
-        parsed = []
+        parsed: list[SignalEvent] = []
+        # A flood of one signal (a timer, a wake-up loop) is parsed once per read and counted:
+        # parsing every line would cost the run a few percent of a core.
+        same: dict[tuple[str, str], SignalEvent] = {}
         for line in lines:
+            key = merge_key(line)
+            if key is None:
+                continue
+            known = same.get(key)
+            if known is not None:
+                known.count += 1
+                known.t_last = line_time(line, offset)
+                continue
             event = parse_line(line, offset)
             if event is None:
                 continue
+            same[key] = event
             if event.event == "deliver" and event.handler is not None:
                 # Where the handler lives, read while the receiver is alive.
                 event_key = (event.pid, event.handler)
@@ -115,7 +133,7 @@ class SignalWatch:
         if parsed:
             with self._lock:
                 self._pending.extend(parsed)
-                self.seen += len(parsed)
+                self.seen += len(lines)
 
     def _tgid(self, pid: int) -> int:
         """The process a thread id belongs to (the tracepoint names tasks, i.e. threads)."""

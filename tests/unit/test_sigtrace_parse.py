@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from forensics.collect.sigtrace import code_name, parse_line
+from forensics.collect.sigtrace import code_name, line_time, merge_key, parse_line
 
 GENERATE = (
     "         python3-7044    (   7044) [000] d..1.  5238.630347: signal_generate: "
@@ -57,3 +57,14 @@ def test_other_lines_are_ignored() -> None:
     assert parse_line("# tracer: nop", 0.0) is None
     assert parse_line("", 0.0) is None
     assert parse_line(GENERATE.replace("sig=9", "sig=x"), 0.0) is None
+
+
+def test_identical_lines_share_a_key_and_keep_their_time() -> None:
+    later = GENERATE.replace("5238.630347", "5238.640000")
+    other_receiver = GENERATE.replace("pid=7085", "pid=7086")
+    assert merge_key(GENERATE) == merge_key(later)
+    assert merge_key(GENERATE) != merge_key(other_receiver)
+    assert merge_key(GENERATE) != merge_key(GENERATE.replace("res=0", "res=2"))
+    assert merge_key("# tracer: nop") is None
+    t = line_time(later, 10.0)
+    assert t is not None and abs(t - 5248.64) < 1e-6
