@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -54,7 +55,9 @@ def write_suite(where: Path, signals: int) -> None:
     (where / "pytest.ini").write_text("[pytest]\n")
 
 
-def run_once(where: Path, capture: bool, workers: int, index: int) -> tuple[float, int, float]:
+def run_once(
+    where: Path, capture: bool, workers: int, index: int
+) -> tuple[float, int, float, float]:
     bundle = where / f"bundle-{'on' if capture else 'off'}-{index}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FORENSICS_")}
     if not capture:
@@ -63,9 +66,13 @@ def run_once(where: Path, capture: bool, workers: int, index: int) -> tuple[floa
     argv += [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
     if workers:
         argv += ["-n", str(workers)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=where, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU of wrap, pytest and its workers: steadier than wall time on a shared machine.
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(
             f"run failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
@@ -84,7 +91,7 @@ def run_once(where: Path, capture: bool, workers: int, index: int) -> tuple[floa
         rec = json.loads(line)
         if rec.get("kind") == "collector" and rec.get("name") == "signals" and "cpu_s" in rec:
             reader_cpu = float(rec["cpu_s"])
-    return wall, captured, reader_cpu
+    return wall, captured, reader_cpu, cpu
 
 
 def main() -> int:
@@ -104,11 +111,13 @@ def main() -> int:
         off: list[float] = []
         counts: list[int] = []
         cpu: list[float] = []
+        run_cpu: dict[bool, list[float]] = {True: [], False: []}
         for i in range(args.runs):
             # Alternate, so load from other jobs on the machine hits both alike.
             for capture in (i % 2 == 0, i % 2 != 0):
-                wall, captured, reader_cpu = run_once(where, capture, args.workers, i)
+                wall, captured, reader_cpu, total = run_once(where, capture, args.workers, i)
                 (on if capture else off).append(wall)
+                run_cpu[capture].append(total)
                 if capture:
                     counts.append(captured)
                     cpu.append(reader_cpu)
@@ -119,7 +128,10 @@ def main() -> int:
         print(f"  with capture:    {m_on:.3f} s   (runs: {', '.join(f'{w:.2f}' for w in on)})")
         print(f"  overhead:        {100 * (m_on - m_off) / m_off:+.2f} %")
         print(f"  SIGUSR1 generate records captured per run: {counts}")
+        c_on, c_off = statistics.median(run_cpu[True]), statistics.median(run_cpu[False])
+        print(f"  run CPU (all processes): without {c_off:.2f} s, with {c_on:.2f} s")
         print(f"  capture thread CPU per run (median): {statistics.median(cpu):.3f} s")
+        print(f"  capture thread CPU / run CPU: {100 * statistics.median(cpu) / c_off:.2f} %")
     return 0
 
 
