@@ -21,6 +21,7 @@ from forensics.bundle import STACKS_DIR
 from forensics.collect.cores import blame_frames
 from forensics.model import Evidence, Frame, Incident, Stack
 
+_REARM = {"__restore_rt", "__kernel_rt_sigreturn"}
 # What a native library prints as it dies.
 _LAST_WORDS = re.compile(
     r"thread '[^']*'(?: \(\d+\))? panicked at|panicked at '|thread caused non-unwinding panic|"
@@ -105,6 +106,9 @@ def native_death(data: BundleData, pid: int, fault_text: str | None = None) -> N
         stack = Stack(pid=pid, thread=label, frames=frames, method=death.method)
         if tid == crashing:
             stack.state = "crashed"
+            # Above the kernel's signal frame is faulthandler re-raising the signal: noise.
+            cut = next((i for i, f in enumerate(frames) if f.native and f.name in _REARM), -1)
+            stack.frames = frames[cut + 1 :]
             death.stacks.insert(0, stack)
         else:
             death.stacks.append(stack)

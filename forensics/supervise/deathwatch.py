@@ -88,7 +88,8 @@ class DeathWatch:
         soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
         self._user_soft = soft
         self.limit: int | None = None
-        if self.pattern.collectable and soft == 0:
+        self._hard_zero = hard == 0
+        if self.pattern.collectable and soft == 0 and not self._hard_zero:
             self.limit = cap if hard == resource.RLIM_INFINITY else min(cap, hard)
         self.kernel: KernelLog | None = None
         self._kernel_lines: list[KernelLine] = []
@@ -104,7 +105,17 @@ class DeathWatch:
         self._handled: set[int] = set()
 
     def prepare(self) -> None:
-        if not self.pattern.collectable:
+        if self._hard_zero:
+            self.sup.event(
+                "collector",
+                name="cores",
+                ok=False,
+                reason="the hard core size limit is 0 (ulimit -Hc): no process of the run can "
+                "leave a core, so native frames come from the kernel's fault line and "
+                "faulthandler only; raise the hard limit (ulimit -Hc unlimited, or the "
+                "container's --ulimit core=-1) to get them",
+            )
+        elif not self.pattern.collectable:
             why = (
                 "core_pattern is empty"
                 if self.pattern.kind == "none"
@@ -159,7 +170,8 @@ class DeathWatch:
             self._cwds[pid] = (cwd, exe)
         now = time.monotonic()
         for pid in list(sup.procs):
-            if pid not in self._captures and now - self._capture_checked.get(pid, 0.0) > 1.0:
+            # Often enough to catch a test that crashes within its first second.
+            if pid not in self._captures and now - self._capture_checked.get(pid, 0.0) > 0.25:
                 self._capture_checked[pid] = now
                 self._hold_captures(pid)
         self._read_kernel()

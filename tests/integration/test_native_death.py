@@ -223,3 +223,35 @@ def test_rust_panic_names_the_extension(tmp_path: Path) -> None:
     assert incident["extra"]["native"]["suspect_function"] == "rustwidget_lookup"
     excerpts = "\n".join(e["excerpt"] for e in incident["evidence"])
     assert re.search(r"thread '[^']*'( \(\d+\))? panicked at src/lib.rs", excerpts), excerpts
+
+
+def test_without_cores_the_kernel_fault_line_names_the_library(tmp_path: Path) -> None:
+    """No core (hard limit 0) and no faulthandler in the child (`python -I`): the kernel's
+    `segfault at ... in libwidget.so[...]` line still names the library."""
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        pytest.skip("no prlimit to set a hard core limit of 0")
+    _build(tmp_path)
+    (tmp_path / "test_child.py").write_text(
+        textwrap.dedent(
+            """
+            import os, subprocess, sys
+            LIB = os.path.join(os.path.dirname(__file__), "libwidget.so")
+            def test_child_segv():
+                code = f"import ctypes; ctypes.CDLL({LIB!r}).widget_read(None)"
+                subprocess.run([sys.executable, "-I", "-c", code])
+            """
+        )
+    )
+    bundle = tmp_path / "bundle"
+    argv = [prlimit, "--core=0:0", sys.executable, "-m", "forensics", "wrap", "--bundle"]
+    argv += [str(bundle), "--", *PYTEST, "-p", "no:randomly", "test_child.py"]
+    run(argv, tmp_path)
+    triage = report_json(bundle, tmp_path)
+    [incident] = [i for i in triage["incidents"] if i["cause"] == "native-crash"]
+    native = incident["extra"]["native"]
+    if native["method"] != "kernel":
+        pytest.skip("the kernel log is not readable here, or printed no fault line")
+    assert native["object"] == "libwidget.so"
+    assert incident["native_library"].endswith("libwidget.so")
+    assert any("hard core size limit is 0" in note for note in triage["notes"])
