@@ -34,11 +34,12 @@ _LAST_WORDS = re.compile(
 )
 # Lines of the test runner, not of the dying library.
 _RUNNER = re.compile(
-    r"^\[gw\d+\]|^(?:[.sFExX]+\s*)+(?:\[\s*\d+%\])?\s*$|^=+ |^_+ |^collected |^created: |"
+    r"^\[gw\d+\]|^[.sFExX\s]+(?:\[\s*\d+%\])?\s*$|^=+ |^_+ |^collected |^created: |"
     r"^\d+ workers? |^bringing up nodes|^replacing crashed worker|^\s*$|^Fatal Python error|"
     r"^Current thread|^Thread 0x|^  File |^Extension modules:|^worker gw\d+ crashed"
 )
 _OUTPUT_WINDOW = 16 * 1024
+_MAX_LINE = 2000
 _FAULTHANDLER_C = re.compile(
     r'^\s+Binary file "([^"]+)"(?:, at ([^\s\[]+))?\s*\[(0x[0-9a-fA-F]+)\]'
 )
@@ -242,6 +243,8 @@ def last_words(output: Path, offset: int, *, plain: bool = False) -> list[str]:
 def words_in(lines: list[str], *, plain: bool = False) -> list[str]:
     """The dying words among ``lines``: panics, terminate, assertions; with ``plain``, an
     abort()'s own message, i.e. the last lines that are not the test runner's."""
+    # A progress line can be thousands of characters: only its start can be a message.
+    lines = [ln[:_MAX_LINE] for ln in lines]
     found = [ln.rstrip() for ln in lines if _LAST_WORDS.search(ln)]
     if found:
         return found[-5:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from forensics.analyze.native import parse_faulthandler_c_stack, words_in
@@ -143,3 +144,11 @@ def test_unnamed_frame_after_abort_keeps_its_library() -> None:
     faulting, suspect = blame_frames([Frame(name=n, native=True, library=lib) for n, lib in rows])
     assert faulting is not None and (faulting.name, faulting.library) == ("???", "libcrashlib.so")
     assert suspect is faulting
+
+
+def test_long_progress_lines_are_read_in_linear_time() -> None:
+    """pytest's progress line of a 10,000-test worker: no backtracking on it."""
+    started = time.perf_counter()
+    lines = ["." * 5000 + "F" * 10 + "!", "s" * 20000 + " [ 50%]x", "widgetlib: count < 0"]
+    assert words_in(lines, plain=True)[-1] == "widgetlib: count < 0"
+    assert time.perf_counter() - started < 1.0
