@@ -188,7 +188,7 @@ class TraceInstance:
         """The instance, ready to read; or why it cannot be had and what would grant it."""
         if os.geteuid() != 0:
             return "not root: tracefs instances and the signal tracepoints need root"
-        root, mounted_here, why = _find_or_mount()
+        root, mounted_here, why = _find_or_mount(name)
         if root is None:
             return why
         inst = cls(root, name, mounted_here)
@@ -286,11 +286,21 @@ def _local_offset() -> float:
     return time.time() - time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
-def _find_or_mount() -> tuple[Path | None, bool, str]:
+def private_mount(name: str) -> Path:
+    """Where a run mounts tracefs when nobody has: named after the run, so the watchdog can
+    unmount it if the supervisor is killed."""
+    return Path(tempfile.gettempdir()) / f"forensics-tracefs-{name}"
+
+
+def _find_or_mount(name: str) -> tuple[Path | None, bool, str]:
     for candidate in _KNOWN_MOUNTS:
         if (Path(candidate) / "instances").is_dir():
             return Path(candidate), False, ""
-    target = Path(tempfile.mkdtemp(prefix="forensics-tracefs-"))
+    target = private_mount(name)
+    try:
+        target.mkdir(mode=0o700)  # not exist_ok: a directory someone else made is not ours
+    except OSError as exc:
+        return None, False, f"tracefs is not mounted and {target} cannot be made: {exc.strerror}"
     try:
         done = subprocess.run(
             ["mount", "-t", "tracefs", "nodev", str(target)],
@@ -339,3 +349,23 @@ def line_time(line: str, clock_offset: float) -> float | None:
         return float(line[:at].rsplit(None, 1)[-1]) + clock_offset
     except (ValueError, IndexError):
         return None
+
+
+def remove_leftovers(name: str) -> None:
+    """After a supervisor was killed: its instance and its private mount, if they are left."""
+    roots = [Path(m) for m in _KNOWN_MOUNTS]
+    mount = private_mount(name)
+    roots.append(mount)
+    for root in roots:
+        instance = root / "instances" / name
+        if instance.is_dir():
+            try:
+                _write(instance / "events" / "signal" / "enable", "0")
+            except OSError:
+                pass
+            try:
+                instance.rmdir()
+            except OSError:
+                pass
+    if os.path.ismount(mount):
+        _unmount(mount)

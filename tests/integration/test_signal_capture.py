@@ -7,6 +7,7 @@ nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -161,3 +162,36 @@ def test_instance_and_mount_are_removed(tmp_path: Path) -> None:
         instances = Path(root) / "instances"
         if instances.is_dir():
             assert not [p for p in instances.iterdir() if p.name.startswith("forensics-")]
+
+
+def test_a_killed_supervisor_leaves_no_instance_or_mount(tmp_path: Path) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_slow.py").write_text(
+        "import time\ndef test_slow():\n    open('started', 'w').close()\n    time.sleep(60)\n"
+    )
+    bundle = tmp_path / "bundle"
+    argv = [sys.executable, "-m", "forensics", "wrap", "--bundle", str(bundle), "--"]
+    proc = subprocess.Popen(
+        [*argv, *PYTEST, "-p", "no:randomly", "test_slow.py"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(300):
+        if (tmp_path / "started").exists():
+            break
+        time.sleep(0.1)
+    run_id = json.loads((bundle / "manifest.json").read_text())["run_id"]
+    proc.kill()
+    proc.wait()
+    name = f"forensics-{run_id}"
+    for _ in range(100):  # the watchdog cleans up once it sees the supervisor gone
+        mounts = Path("/proc/self/mounts").read_text()
+        roots = [ln.split()[1] for ln in mounts.splitlines() if ln.split()[2:3] == ["tracefs"]]
+        left = [root for root in roots if (Path(root) / "instances" / name).is_dir()]
+        if name not in mounts and not left:
+            break
+        time.sleep(0.1)
+    assert name not in Path("/proc/self/mounts").read_text()
+    assert not left
