@@ -149,8 +149,7 @@ def native_death(data: BundleData, pid: int, fault_text: str | None = None) -> N
 
 def apply_native(incident: Incident, death: NativeDeath) -> None:
     """Native frames first (the crashing thread on top), the library, the dying words."""
-    python = [s for s in incident.stacks if s.method != death.method]
-    incident.stacks = [*death.stacks, *python]
+    incident.stacks = [*death.stacks, *incident.stacks]
     if death.library:
         incident.native_library = death.library
     where = death.where()
