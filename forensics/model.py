@@ -177,6 +177,18 @@ class NotCovered:
 
 
 @dataclass
+class SignalMark:
+    """A captured signal for the timeline: sender -> receiver at time ``t`` (epoch s)."""
+
+    t: float
+    signal: str
+    receiver_pid: int
+    sender_pid: int | None
+    label: str
+    result: str | None = None
+
+
+@dataclass
 class Source:
     kind: str  # "bundle" | "log"
     paths: list[str] = field(default_factory=list)
@@ -196,6 +208,8 @@ class Triage:
     # Deaths the tests caused on purpose (notes, not incidents), and processes without the agent.
     expected_deaths: list[ExpectedDeath] = field(default_factory=list)
     not_covered: list[NotCovered] = field(default_factory=list)
+    # Captured kills and interrupts (signals.jsonl), sender -> receiver.
+    signals: list[SignalMark] = field(default_factory=list)
     schema: str = TRIAGE_SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -238,5 +252,6 @@ def triage_from_dict(data: dict[str, Any]) -> Triage:
         environment=dict(data.get("environment") or {}),
         expected_deaths=[ExpectedDeath(**d) for d in data.get("expected_deaths") or []],
         not_covered=[NotCovered(**d) for d in data.get("not_covered") or []],
+        signals=[SignalMark(**m) for m in data.get("signals") or []],
         schema=data.get("schema", TRIAGE_SCHEMA),
     )

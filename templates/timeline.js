@@ -28,6 +28,7 @@ document.querySelectorAll("button.copy").forEach(function (button) {
   var ROW = 30, AXIS = 26, LABEL = 130, PAD = 10;
   var COLORS = { passed: "#9ccc9c", failed: "#f2b866", error: "#f2b866", skipped: "#c9ced8",
                  xfailed: "#c9ced8", xpassed: "#c9ced8", crashed: "#b0a4c8", running: "#b0a4c8" };
+  var SIGNALS = { SIGKILL: "#b71c1c", SIGTERM: "#e65100", SIGINT: "#1565c0", other: "#455a64" };
   var MARKS = { crash: "#c62828", oom: "#8e24aa", hang: "#ef6c00", kill: "#6d4c41", exit: "#00838f", other: "#757575" };
 
   // Absolute starts/ends per row, decoded once; names only when first hovered.
@@ -167,6 +168,22 @@ document.querySelectorAll("button.copy").forEach(function (button) {
       ctx.fillStyle = MARKS[m.kind] || MARKS.other;
       ctx.fillText(m.label, lx, my + 9);
     });
+    // Captured signals: an arrow from the sender's row (or from above, outside the run) to the
+    // receiver's row, at the time the kernel generated it.
+    (data.signals || []).forEach(function (sg) {
+      var sx = x(sg.at);
+      if (sx < LABEL || sx > width) { return; }
+      var ty = AXIS + sg.to * ROW + ROW / 2;
+      var fy = sg.from === null ? AXIS : AXIS + sg.from * ROW + ROW / 2;
+      if (sg.from === sg.to) { fy = ty - ROW / 2 + 2; }
+      var color = SIGNALS[sg.signal] || SIGNALS.other, dir = ty >= fy ? 1 : -1;
+      ctx.strokeStyle = color; ctx.fillStyle = color; ctx.lineWidth = 1.5;
+      ctx.setLineDash(sg.from === null ? [3, 2] : []);
+      ctx.beginPath(); ctx.moveTo(sx, fy); ctx.lineTo(sx, ty - dir * 5); ctx.stroke();
+      ctx.setLineDash([]);
+      ctx.beginPath(); ctx.moveTo(sx - 4, ty - dir * 6); ctx.lineTo(sx + 4, ty - dir * 6); ctx.lineTo(sx, ty); ctx.fill();
+      if (sg.from !== null && sg.from !== sg.to) { ctx.beginPath(); ctx.arc(sx, fy, 2.5, 0, 2 * Math.PI); ctx.fill(); }
+    });
     canvas.setAttribute("data-drawn", String(data.rows.length));
     // Milliseconds from navigation to the first complete drawing, read by the benchmark.
     if (!document.documentElement.hasAttribute("data-render-ms")) {
@@ -181,13 +198,15 @@ document.querySelectorAll("button.copy").forEach(function (button) {
     var row = data.rows[r], t = tAt(px), slack = (view.b - view.a) / (width - LABEL) * 2;
     var mark = null;
     data.marks.forEach(function (m) { if (m.row === r && m.at !== null && Math.abs(m.at - t) <= slack * 3) { mark = m; } });
+    var sig = null;
+    (data.signals || []).forEach(function (sg) { if ((sg.to === r || sg.from === r) && Math.abs(sg.at - t) <= slack * 3) { sig = sg; } });
     var lo = 0, hi = row.starts.length - 1, found = -1;
     while (lo <= hi) {
       var mid = (lo + hi) >> 1;
       if (row.starts[mid] > t + slack) { hi = mid - 1; } else { found = mid; lo = mid + 1; }
     }
     if (found >= 0 && row.ends[found] < t - slack) { found = -1; }
-    return { row: row, index: found, mark: mark };
+    return { row: row, index: found, mark: mark, signal: sig };
   }
 
   var drag = null;
@@ -199,8 +218,9 @@ document.querySelectorAll("button.copy").forEach(function (button) {
       return;
     }
     var h = hit(ev);
-    if (!h || (h.index < 0 && !h.mark)) { tip.style.display = "none"; return; }
+    if (!h || (h.index < 0 && !h.mark && !h.signal)) { tip.style.display = "none"; return; }
     var lines = [h.row.label];
+    if (h.signal) { lines.push(h.signal.label + " at " + fmt(h.signal.at)); }
     if (h.mark) { lines.push(h.mark.label + " — click for the incident"); }
     if (h.index >= 0) {
       var i = h.index;

@@ -17,8 +17,16 @@ from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun, 
 from forensics.analyze.faultparse import FaultBlock, parse_fault_text
 from forensics.analyze.hangs import find_hangs, timeout_kill
 from forensics.analyze.logs.signatures import normalize
+from forensics.analyze.native import apply_native, native_death
 from forensics.analyze.output_faults import OutputFaults
 from forensics.analyze.ownership import Owner, Ownership, test_at
+from forensics.analyze.signals import (
+    SignalLog,
+    apply_sender,
+    handled_signals,
+    signal_sender,
+    timeline_marks,
+)
 from forensics.model import (
     Evidence,
     ExpectedDeath,
@@ -76,6 +84,7 @@ class _Builder:
         self.expected: list[ExpectedDeath] = []
         # Kills of a failed test's processes: attached to that test's failure once it exists.
         self.consequences: list[tuple[Owner, ProcessRecord, str]] = []
+        self.signals = SignalLog.load(data.path)
 
     # --- processes -> incidents --------------------------------------------------------------
 
@@ -111,6 +120,7 @@ class _Builder:
         for sec_holder in self.incidents:
             if sec_holder.repeat_of is not None:
                 sec_holder.summary += f" (again: the same test as {sec_holder.repeat_of})"
+        self.notes.extend(h.sentence() for h in handled_signals(data, self.signals))
         survivors = [r for r in data.processes.values() if r.survivor]
         if survivors:
             self.notes.append(
@@ -137,6 +147,7 @@ class _Builder:
             environment=self._environment(owners),
             expected_deaths=sorted(self.expected, key=lambda d: (d.time or 0.0, d.pid)),
             not_covered=not_covered,
+            signals=timeline_marks(data, self.signals),
         )
 
     def _environment(self, owners: dict[str, str]) -> dict[str, object]:
@@ -278,6 +289,13 @@ class _Builder:
                     excerpt=f"pid {rec.pid} exited with status {rec.exit_code} mid-run",
                 )
             )
+        if signal in NATIVE_SIGNALS or fatal is not None:
+            death = native_death(self.data, rec.pid, fatal.text if fatal else None)
+            if death is not None:
+                apply_native(incident, death)
+        sender = signal_sender(self.data, rec.pid, rec.signal, self.signals)
+        if sender is not None and (signal not in NATIVE_SIGNALS or sender.kind == "run"):
+            apply_sender(incident, sender)  # a crash signal sent by another process too
         if rec.pid in self.oom_pids:
             incident.evidence.append(
                 Evidence(source="system/kernel.log", excerpt=self.oom_pids[rec.pid])
@@ -370,6 +388,9 @@ class _Builder:
         crashed = fatal is not None or signal in NATIVE_SIGNALS
         if signal is None and not fatal:
             return False  # an exit status is for the test to judge
+        sender = signal_sender(self.data, rec.pid, signal, self.signals) if signal else None
+        if sender is not None and sender.kind in ("run", "outside") and not sender.own_test_tree:
+            return True  # the kernel says someone outside the test's processes sent it
         # The test running when it died is in charge (a pool's worker outlives the test that
         # started it, and a later test may crash it on purpose).
         test = _test_at_death(owner, rec)
@@ -407,6 +428,12 @@ class _Builder:
             )
         )
 
+    def _cleanup_sender(self, rec: ProcessRecord, signal: str) -> str:
+        sender = signal_sender(self.data, rec.pid, signal, self.signals)
+        if sender is not None and sender.source == "signals.jsonl":
+            return f"{sender.description}, the test's own cleanup after the failure"
+        return "most likely the test's own cleanup after the failure (no sender recorded)"
+
     def _attach_consequences(self) -> None:
         """A failed test's processes killed in its cleanup: secondary to the failure."""
         for owner, rec, signal in self.consequences:
@@ -430,8 +457,7 @@ class _Builder:
                 Secondary(
                     cause="external-kill",
                     summary=f"pid {rec.pid} ({_short_argv(rec.argv)}), started by the test, "
-                    f"was killed by {signal}{when}: most likely the test's own cleanup "
-                    "after the failure (no sender recorded)",
+                    f"was killed by {signal}{when}: " + self._cleanup_sender(rec, signal),
                 )
             )
 
@@ -519,9 +545,13 @@ class _Builder:
             else:
                 who = f"process {rec.pid} ({_short_argv(rec.argv)})"
         how = {
-            "native-crash": f"died of {incident.signal or 'a fatal error'} in native code",
+            "native-crash": f"died of {incident.signal or 'a fatal error'} in native code"
+            + (f" in {where}" if (where := incident.extra.get("native", {}).get("where")) else ""),
             "oom-kill": "was killed by the kernel OOM killer",
-            "external-kill": f"was killed by {incident.signal} from outside",
+            "external-kill": "was killed by "
+            + incident.extra.get("signal_sender", {}).get(
+                "description", f"{incident.signal} from outside"
+            ),
             "unexpected-exit": (
                 f"exited with status {incident.exit_code} mid-test"
                 if incident.exit_code is not None
@@ -930,9 +960,7 @@ def _test_at_death(owner: Owner, rec: ProcessRecord) -> TestRun | None:
     """The test its owner process was running when *rec* died (the owner's, when unknown)."""
     if rec.end is None:
         return owner.test
-    return test_at(owner.process, rec.end) or test_at(
-        owner.process, rec.end - _DEATH_TIME_SLACK_S
-    )
+    return test_at(owner.process, rec.end) or test_at(owner.process, rec.end - _DEATH_TIME_SLACK_S)
 
 
 def _exit_status(rec: ProcessRecord) -> int | None:

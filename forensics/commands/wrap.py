@@ -49,6 +49,12 @@ def _default_bundle() -> Path:
     help="Give the command the terminal, so it can read it (pdb, input()). Ctrl-C "
     "then goes to the command directly, and forensics cannot diagnose an ignored one.",
 )
+@click.option(
+    "--keep-cores",
+    is_flag=True,
+    help="Keep the cores of crashed processes (stacks/ names them); by default a core "
+    "forensics asked for is deleted once its stacks are read.",
+)
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
 def command(
     bundle: Path | None,
@@ -57,6 +63,7 @@ def command(
     timeout: float,
     interrupt_grace: float,
     foreground: bool,
+    keep_cores: bool,
     argv: tuple[str, ...],
 ) -> None:
     if not argv:
@@ -76,6 +83,7 @@ def command(
         timeout=limits.timeout or None,
         interrupt_grace=limits.interrupt_grace,
         foreground=foreground,
+        keep_cores=keep_cores,
     )
     supervisor = Supervisor(options)
     try:

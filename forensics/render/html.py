@@ -137,6 +137,12 @@ def incident_view(inc: Incident, caps: Caps | None = None) -> IncidentView:
         )
         if value is not None
     ]
+    native = inc.extra.get("native")
+    if isinstance(native, dict) and isinstance(native.get("where"), str):
+        facts.append(("native frame", native["where"]))
+    sender = inc.extra.get("signal_sender")
+    if isinstance(sender, dict) and isinstance(sender.get("description"), str):
+        facts.append(("sent by", sender["description"]))
     stacks = []
     caps = caps or Caps()
     for stack in inc.stacks[: caps.stacks]:
@@ -301,6 +307,18 @@ def timeline_data(triage: Triage, views: list[IncidentView]) -> dict[str, Any]:
             }
         )
     _fit_names(rows)
+    row_of = {tl.pid: i for i, tl in enumerate(timelines)}
+    signals = [
+        {
+            "at": round((m.t - t0) * 1000),
+            "from": row_of.get(m.sender_pid) if m.sender_pid is not None else None,
+            "to": row_of[m.receiver_pid],
+            "signal": m.signal,
+            "label": m.label,
+        }
+        for m in triage.signals
+        if m.receiver_pid in row_of
+    ]
     ends = [r["end"] for r in rows if r["end"] is not None]
     for r in rows:
         if r["s"]:
@@ -313,6 +331,7 @@ def timeline_data(triage: Triage, views: list[IncidentView]) -> dict[str, Any]:
         "modules": list(modules),
         "rows": rows,
         "marks": marks,
+        "signals": signals,
     }
 
 

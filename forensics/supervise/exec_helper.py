@@ -7,7 +7,10 @@ single-threaded interpreter (``python -I -S``: no site, no PYTHONPATH, so no age
 joins the run's cgroup, asks for SIGKILL when the supervisor dies (``PR_SET_PDEATHSIG``), and
 execs the command in the same process: the command's pid is the one the supervisor started.
 
-    python -I -S exec_helper.py PARENT_PID STATUS_FD CGROUP_PROCS|- -- COMMAND...
+    python -I -S exec_helper.py PARENT_PID STATUS_FD CGROUP_PROCS|- CORE_LIMIT|- -- COMMAND...
+
+CORE_LIMIT raises the soft RLIMIT_CORE (bytes) that the command and everything it starts
+inherit, so a crashing process of the run leaves a core the supervisor reads for native frames.
 
 Standard library only.  An exec failure is written to STATUS_FD as ``errno:message`` (the fd
 is close-on-exec, so the supervisor reads end-of-file when the exec succeeded).
@@ -23,7 +26,18 @@ import sys
 PR_SET_PDEATHSIG = 1
 
 
-def _prepare(parent: int, cgroup_procs: str) -> None:
+def _prepare(parent: int, cgroup_procs: str, core_limit: str) -> None:
+    if core_limit != "-":
+        import resource
+
+        try:
+            _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+            soft = int(core_limit)
+            if hard != resource.RLIM_INFINITY:
+                soft = min(soft, hard)
+            resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
+        except (OSError, ValueError):
+            pass  # the kernel's own fault line and the fault dumps remain
     if os.getpgrp() != os.getpid():
         os.setpgid(0, 0)  # Python < 3.11 has no Popen(process_group=0)
     if cgroup_procs != "-":
@@ -47,11 +61,11 @@ def _prepare(parent: int, cgroup_procs: str) -> None:
 
 
 def main(args: list[str]) -> None:
-    parent, status_fd, cgroup_procs, dashes, *argv = args
+    parent, status_fd, cgroup_procs, core_limit, dashes, *argv = args
     assert dashes == "--" and argv
     fd = int(status_fd)
     os.set_inheritable(fd, False)
-    _prepare(int(parent), cgroup_procs)
+    _prepare(int(parent), cgroup_procs, core_limit)
     try:
         os.execvp(argv[0], argv)
     except OSError as exc:

@@ -56,6 +56,7 @@ def start_child(
     env: Mapping[str, str],
     cgroup_procs: str | None = None,
     *,
+    core_limit: int | None = None,
     stdin_devnull: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start *argv* in its own process group, in the run's cgroup, dying with us.
@@ -68,9 +69,10 @@ def start_child(
     read_fd, write_fd = os.pipe()
     helper = [sys.executable, "-I", "-S", str(EXEC_HELPER), str(os.getpid()), str(write_fd)]
     extra: dict[str, Any] = {"process_group": 0} if sys.version_info >= (3, 11) else {}
+    core = "-" if core_limit is None else str(core_limit)
     try:
         proc = subprocess.Popen(
-            [*helper, cgroup_procs or "-", "--", *argv],
+            [*helper, cgroup_procs or "-", core, "--", *argv],
             env=dict(env),
             stdin=subprocess.DEVNULL if stdin_devnull else None,
             stdout=subprocess.PIPE,

@@ -38,8 +38,10 @@ from forensics.collect.proctree import children_of, descendants, state_and_name
 from forensics.collect.pyspy import configured_py_spy, ptrace_access
 from forensics.redact import Redactor
 from forensics.supervise import launch
+from forensics.supervise.deathwatch import DeathWatch
 from forensics.supervise.memory import MemoryWatch
 from forensics.supervise.procevents import ProcEvent, ProcEventListener
+from forensics.supervise.signalwatch import SignalWatch
 from forensics.supervise.stallwatch import StallWatch, end_processes, take_evidence
 
 TICK_S = 0.1
@@ -83,6 +85,7 @@ class WrapOptions:
     timeout: float | None = None
     interrupt_grace: float = DEFAULT_INTERRUPT_GRACE_S
     foreground: bool = False
+    keep_cores: bool = False
 
 
 @dataclass
@@ -125,7 +128,11 @@ class Supervisor:
         self.ended_by: str | None = None
         self._on_tick: list[Callable[[Supervisor], None]] = []
         self._on_finish: list[Callable[[Supervisor], None]] = []
+        # (pid, signal number or None, core dumped or None), from the thread that saw the exit.
+        self._on_exit: list[Callable[[int, int | None, bool | None], None]] = []
         self.memory: MemoryWatch | None = None
+        self.signals: SignalWatch | None = None
+        self.deaths: DeathWatch | None = None
         # A SIGKILL death may be the OOM killer's: its kernel report is then worth waiting for.
         self.saw_sigkill = False
         self._command_exit_seen = threading.Event()
@@ -140,6 +147,16 @@ class Supervisor:
 
     def add_finish(self, callback: Callable[[Supervisor], None]) -> None:
         self._on_finish.append(callback)
+
+    def add_exit(self, callback: Callable[[int, int | None, bool | None], None]) -> None:
+        self._on_exit.append(callback)
+
+    def _exited(self, pid: int, signum: int | None, core_dumped: bool | None) -> None:
+        for callback in self._on_exit:
+            try:
+                callback(pid, signum, core_dumped)
+            except Exception:  # a collector's bug must not lose the exit record
+                pass
 
     def _manifest(self, **end: Any) -> dict[str, Any]:
         return {
@@ -199,6 +216,7 @@ class Supervisor:
         )
         if event.signal == signal.SIGKILL:
             self.saw_sigkill = True
+        self._exited(event.pid, event.signal, event.core_dumped)
         if self.child is not None and event.pid == self.child.pid:
             if event.signal is not None:
                 self._connector_child_status = -event.signal
@@ -265,6 +283,8 @@ class Supervisor:
         if pid == self.child.pid:
             self._child_status = code
             self.child.returncode = code
+        if self.listener is None:
+            self._exited(pid, -code if code < 0 else None, None)
         if self.listener is None or pid == self.child.pid:
             self.event(
                 "proc-exit",
@@ -407,6 +427,11 @@ class Supervisor:
         self._open_listener()
         self.memory = MemoryWatch(self)
         self.memory.prepare()
+        self.signals = SignalWatch(self)
+        self.signals.prepare()
+        self.deaths = DeathWatch(self, keep_cores=opts.keep_cores)
+        self.deaths.prepare()
+        self.add_exit(self.deaths.on_exit)
         env = launch.child_environment(os.environ, self.bundle.resolve(), self.run_id)
         previous = {
             sig: signal.signal(sig, self._forward)
@@ -423,6 +448,7 @@ class Supervisor:
                     opts.argv,
                     env,
                     str(cgroup.procs_path) if cgroup is not None else None,
+                    core_limit=self.deaths.limit,
                     stdin_devnull=interactive and not opts.foreground,
                 )
                 if interactive and opts.foreground:
@@ -451,6 +477,10 @@ class Supervisor:
             self.memory.started(self.child.pid)
             self.add_tick(self.memory.tick)
             self.add_finish(self.memory.finish)
+            self.add_tick(self.deaths.tick)
+            self.add_finish(self.deaths.finish)
+            self.add_tick(self.signals.tick)
+            self.add_finish(self.signals.finish)
             if opts.hang_timeout:
                 self.stallwatch = StallWatch(self, opts.hang_timeout)
                 self.add_tick(self.stallwatch.tick)
@@ -475,6 +505,10 @@ class Supervisor:
             self.listener.stop()
         if self.memory is not None:
             self.memory.cleanup()
+        if self.signals is not None:
+            self.signals.abandon()
+        if self.deaths is not None:
+            self.deaths.finish(self)
         write_json_atomic(
             self.bundle / MANIFEST,
             self._manifest(end=time.time(), exit_status=status, ended_by="not started"),

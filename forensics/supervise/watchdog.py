@@ -90,6 +90,10 @@ def main(argv: list[str]) -> int:
     kill_run(run_id, pgid, procs_file)
     if procs_file:
         _remove_cgroup(os.path.dirname(procs_file))
+    # The signal capture's tracefs instance (and private mount) would outlive the run.
+    from forensics.collect.sigtrace import remove_leftovers
+
+    remove_leftovers(f"forensics-{run_id}")
     return 0
 
 

@@ -74,8 +74,13 @@ def test_script_crash_is_attributed(script: WrapResult) -> None:
         "SIGSEGV",
         None,
     )
-    names = [f["name"] for f in incident["stacks"][0]["frames"]]
+    # The crashing thread's stack: native frames (when a core was read) come first, then the
+    # Python frames that called in.
+    frames = incident["stacks"][0]["frames"]
+    names = [f["name"] for f in frames if not f["native"]]
     assert names[:3] == ["string_at", "crash_here", "<module>"]
+    first_python = next(i for i, f in enumerate(frames) if not f["native"])
+    assert all(f["native"] for f in frames[:first_python])
 
 
 def test_script_repro_reproduces(script: WrapResult) -> None:
