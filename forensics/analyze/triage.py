@@ -403,7 +403,9 @@ class _Builder:
         if test.end is not None and not test.failed:
             self._expect(rec, owner, signal, f"{test.nodeid} passed{later}", test)
             return False
-        if test.failed and signal in KILL_SIGNALS and not oom:
+        if (test.failed or test.end is None) and signal in KILL_SIGNALS and not oom:
+            # Killed by its own test tree while the test failed, hung or crashed its worker:
+            # a consequence of that incident, not a second one.
             self.consequences.append((Owner(owner.process, test), rec, signal or "?"))
             return False
         return True
@@ -428,27 +430,27 @@ class _Builder:
             )
         )
 
-    def _cleanup_sender(self, rec: ProcessRecord, signal: str) -> str:
+    def _cleanup_sender(self, rec: ProcessRecord, signal: str, failed: bool) -> str:
+        when = "after the failure" if failed else "while the test ran (it never finished)"
         sender = signal_sender(self.data, rec.pid, signal, self.signals)
         if sender is not None and sender.source == "signals.jsonl":
-            return f"{sender.description}, the test's own cleanup after the failure"
-        return "most likely the test's own cleanup after the failure (no sender recorded)"
+            return f"{sender.description}, within the test's own processes, {when}"
+        return f"{when}, most likely by the test's own processes (no sender recorded)"
 
     def _attach_consequences(self) -> None:
-        """A failed test's processes killed in its cleanup: secondary to the failure."""
+        """Processes of a failed or unfinished test, killed meanwhile: secondary to its incident."""
         for owner, rec, signal in self.consequences:
             failure = next(
                 (
                     i
                     for i in self.incidents
-                    if i.test == owner.test.nodeid
-                    and i.pid == owner.process.pid
-                    and i.cause in ("python-exception", "infrastructure", "hang")
+                    if i.test == owner.test.nodeid and i.pid == owner.process.pid
                 ),
                 None,
             )
             if failure is None:
-                self._expect(rec, owner, signal, f"ended while {owner.test.nodeid} failed")
+                outcome = "failed" if owner.test.failed else "did not finish"
+                self._expect(rec, owner, signal, f"ended while {owner.test.nodeid} {outcome}")
                 continue
             when = ""
             if rec.end is not None and (at := owner.test.phase_at(rec.end)):
@@ -457,7 +459,8 @@ class _Builder:
                 Secondary(
                     cause="external-kill",
                     summary=f"pid {rec.pid} ({_short_argv(rec.argv)}), started by the test, "
-                    f"was killed by {signal}{when}: " + self._cleanup_sender(rec, signal),
+                    f"was killed by {signal}{when}: "
+                    + self._cleanup_sender(rec, signal, owner.test.failed),
                 )
             )
 
