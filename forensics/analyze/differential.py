@@ -69,7 +69,12 @@ class Hypothesis:
     against: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cause": self.cause, "verdict": self.verdict, "for": self.for_, "against": self.against}
+        return {
+            "cause": self.cause,
+            "verdict": self.verdict,
+            "for": self.for_,
+            "against": self.against,
+        }
 
 
 def _s(value: float) -> str:

@@ -329,9 +329,7 @@ def _blind_summary(
             f"({limit}) ends a hung worker this way; a native crash is not excluded (nothing in"
             " the log dates the worker's silence)"
         )
-    timer = next(
-        (h for h in incident.extra.get("differential", []) if h["cause"] == "hang"), None
-    )
+    timer = next((h for h in incident.extra.get("differential", []) if h["cause"] == "hang"), None)
     if timer is not None and timer["verdict"] in ("possible", "most likely"):
         return (
             f"{who} died without Python teardown{running}: native crash or timeout exit"

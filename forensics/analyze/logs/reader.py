@@ -112,7 +112,9 @@ def _scan_buffer(scanner: Scanner, buf: bytes, end: int, lineno: int, history: b
             prev = _prev_line(history, buf, pos)
             lineno += 1
             if b"node down" in buf[pos:nl]:
-                _worker_last_seen(scanner, history + buf[:nl], len(history) + pos, len(history) + nl)
+                _worker_last_seen(
+                    scanner, history + buf[:nl], len(history) + pos, len(history) + nl
+                )
             scanner.feed(_decode(buf[pos:nl]), lineno, prev)
             pos = nl + 1
             continue
