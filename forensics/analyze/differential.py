@@ -34,7 +34,7 @@ class DeathFacts:
     """What a source knows about one process death.  ``None`` means "not known"."""
 
     source: str  # "bundle" | "log"
-    worker: bool = True  # an xdist worker (its death reads "node down" in the controller)
+    worker: bool = True  # an xdist worker the controller reported down ("node down")
     # How it ended: observed by the supervisor (bundle), or reported by the log.
     status_observed: bool = False
     signal: str | None = None
@@ -272,6 +272,11 @@ def _timeout_exit(f: DeathFacts) -> Hypothesis:
                 if f.source == "log"
                 else "no record of how long the test ran"
             )
+    elif f.source == "log" and f.worker and f.timeout_plugin:
+        h.for_.append("pytest-timeout is among the session's plugins")
+        h.against.append(
+            "the header shows no timeout: only a @pytest.mark.timeout marker would have armed one"
+        )
     elif f.source == "log" and f.worker:
         h.for_.append(
             "a worker ended by pytest-timeout's thread method goes down exactly like this, "

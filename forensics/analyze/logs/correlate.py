@@ -492,7 +492,7 @@ def _weigh_rest(scan: LogScan, incident: Incident) -> None:
     head = scan.header
     facts = differential.DeathFacts(
         source="log",
-        worker=incident.worker is not None,
+        worker=False,  # no "node down" stands behind it
         signal=incident.signal,
         exit_code=incident.exit_code,
         oom=oom[0].excerpt if oom and incident.cause == "oom-kill" else None,
