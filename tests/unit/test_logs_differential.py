@@ -50,6 +50,9 @@ def test_timestamped_verbose_log_shows_the_timer_exit() -> None:
     # Nothing in a console log can exclude a signal: the crash stays open, not ruled out.
     assert rows["native-crash"]["verdict"] == "not excluded"
     assert incident.signature == "hang test_runaway.py::test_runaway_recursion"
+    # The header lines that make it a hang are cited first.
+    assert [e.excerpt for e in incident.evidence[:2]] == ["timeout: 5.0s", "timeout method: thread"]
+    assert incident.evidence[0].source.endswith("real_timeout_thread_v_gha.log:7")
 
 
 @pytest.mark.parametrize("name", ["real_timeout_thread.log", "real_timeout_thread_gha.log"])

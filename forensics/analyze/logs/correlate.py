@@ -282,6 +282,10 @@ def _crash_incident(
     differential.apply(incident, facts, decide=blind)
     if blind:
         incident.summary = _blind_summary(scan, crash, incident, facts)
+    if blind and incident.cause == "hang":
+        incident.evidence[:0] = [
+            _ev(scan, line, text) for line, text in scan.header.lines if text.startswith("timeout")
+        ][:2]
     # No signal in the key: a log without the fault dump must group with one that has it.
     incident.signature = normalize(f"{incident.cause} {sig_target}")
     return incident

@@ -45,7 +45,8 @@ class SessionHeader:
     workers: int | None = None
     # Epoch time of "N workers [M items]" (the tests begin), when the log is timestamped.
     began: float | None = None
-    lines: list[int] = field(default_factory=list)
+    # (line number, text) of the lines read: pytest-timeout's show up as evidence.
+    lines: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass

@@ -406,7 +406,7 @@ class Scanner:
         if match is None:
             return False
         if len(head.lines) < 16:
-            head.lines.append(lineno)
+            head.lines.append((lineno, _cap(text, 200)))
         return True
 
     def _timed(self, down: NodeDown, at_start: bool) -> NodeDown:
