@@ -3,6 +3,7 @@ and seed 000's excerpt: what the log holds decides how sure the triage may be.""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,23 @@ def test_every_incident_of_a_log_carries_a_differential() -> None:
     for path in sorted(LOGS.glob("*.log")):
         for incident in analyze_logs([str(path)]).incidents:
             assert incident.extra.get("differential"), (path.name, incident.summary)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "name"),
+    [
+        (r"[\1Z] ", "jenkins"),  # Jenkins timestamper: [2026-12-03T03:09:19.533547Z]
+        (r"\1Z 00O ", "gitlab"),  # GitLab: 2026-12-03T03:09:19.533547Z 00O
+    ],
+)
+def test_other_ci_timestamps_date_the_silence_too(prefix: str, name: str, tmp_path: Path) -> None:
+    # The same real log with the GitHub prefix rewritten into another CI's format.
+    text = (LOGS / "real_timeout_thread_v_gha.log").read_text()
+    rewritten = re.sub(r"(?m)^(\S+T[\d:]+\.\d{6})\dZ ", prefix, text)
+    assert rewritten != text
+    path = tmp_path / f"{name}.log"
+    path.write_text(rewritten)
+    (down,) = scan_path(str(path)).node_downs
+    assert down.silent_of == "worker" and down.silent_s == pytest.approx(5.026, abs=0.001)
+    (incident,) = [i for i in analyze_logs([str(path)]).incidents if i.test == TEST]
+    assert (incident.cause, incident.confidence) == ("hang", "medium")
