@@ -284,6 +284,8 @@ def _timeout_exit(f: DeathFacts) -> Hypothesis:
         )
         h.against.append("the log has no session header: whether pytest-timeout was on is unknown")
         h.verdict = POSSIBLE
+    elif f.source == "bundle" and not f.status_observed and f.ran_s is None:
+        h.against.append("nothing recorded about this process's test or a timer")
     else:
         h.against.append("no pytest-timeout timer was armed for the test")
         h.verdict = RULED_OUT
@@ -341,8 +343,8 @@ def conclude(hypotheses: list[Hypothesis], prefer: str | None = None) -> tuple[s
     best = min(VERDICT_ORDER[h.verdict] for h in hypotheses)
     top = [h for h in hypotheses if VERDICT_ORDER[h.verdict] == best]
     pick = next((h for h in top if h.cause == prefer), top[0])
-    if pick.verdict == RULED_OUT:
-        return "unknown", "low"
+    if pick.verdict == RULED_OUT or (pick.verdict == NOT_EXCLUDED and pick.cause != prefer):
+        return "unknown", "low"  # nothing speaks for any cause
     others = [h for h in hypotheses if h is not pick]
     if pick.verdict == MOST_LIKELY:
         if all(h.verdict == RULED_OUT for h in others):

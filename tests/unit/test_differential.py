@@ -130,3 +130,10 @@ def test_pytest_timeout_loaded_without_a_timeout_leaves_the_timer_open_only() ->
     found = weigh(DeathFacts(source="log", timeout_plugin=True))
     assert _verdicts(found)["hang"] == "not excluded"
     assert _verdicts(found)["native-crash"] == "possible"
+
+
+def test_a_bundle_death_without_any_record_rules_nothing_out() -> None:
+    # A crash item xdist reported for a process the bundle has no record of.
+    found = weigh(DeathFacts(source="bundle"))
+    assert all(h.verdict == "not excluded" for h in found)
+    assert conclude(found, prefer="unknown") == ("unknown", "low")
