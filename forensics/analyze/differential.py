@@ -81,7 +81,7 @@ def _s(value: float) -> str:
     return f"{value:.1f} s"
 
 
-def _native_crash(f: DeathFacts) -> Hypothesis:
+def _native_crash(f: DeathFacts, timer: Hypothesis) -> Hypothesis:
     h = Hypothesis("native-crash", NOT_EXCLUDED)
     if f.fault_dump:
         h.for_.append("faulthandler printed a fatal error for this process")
@@ -108,9 +108,9 @@ def _native_crash(f: DeathFacts) -> Hypothesis:
             if f.source == "log"
             else "no fault dump and no exit signal recorded"
         )
-        if f.source == "log" and f.timeout_method == "thread" and f.silent_s is not None:
-            h.verdict = NOT_EXCLUDED
-        elif h.for_ and f.timeout_method != "thread":
+        # A silent worker death is a crash's signature too, unless the timer explains it.
+        timer_open = timer.verdict in (MOST_LIKELY, POSSIBLE) and f.timeout_method == "thread"
+        if h.for_ and not timer_open:
             h.verdict = POSSIBLE
     if _timer_fired(f) and h.verdict != MOST_LIKELY:
         h.against.append(f"{_timer_text(f)} shows Python still running the test")
@@ -324,7 +324,7 @@ def weigh(facts: DeathFacts) -> list[Hypothesis]:
     """Every death cause, with the evidence for and against it; most likely first."""
     timer = _timeout_exit(facts)
     found = [
-        _native_crash(facts),
+        _native_crash(facts, timer),
         _oom_kill(facts),
         _external_kill(facts),
         timer,
