@@ -6,6 +6,7 @@ Renderers know only :mod:`forensics.model`, never where the evidence came from.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from forensics.model import ExpectedDeath, Incident, Triage
 
@@ -23,6 +24,48 @@ def incident_facts(incident: Incident) -> list[tuple[str, object]]:
         ("library", incident.native_library),
     ]
     return [(label, value) for label, value in facts if value is not None]
+
+
+@dataclass
+class Considered:
+    """One row of an incident's differential (``extra["differential"]``), as views draw it."""
+
+    cause: str
+    verdict: str
+    for_: list[str]
+    against: list[str]
+
+
+def differential(incident: Incident) -> list[Considered]:
+    """The causes weighed for *incident*, most likely first; [] when it has none.
+
+    A triage read back from JSON may carry anything in ``extra``: rows that are not what the
+    analyzer writes are skipped.
+    """
+    rows = incident.extra.get("differential")
+    if not isinstance(rows, list):
+        return []
+    found = []
+    for row in rows[:12]:
+        if not isinstance(row, dict):
+            continue
+        cause, verdict = row.get("cause"), row.get("verdict")
+        if not isinstance(cause, str) or not isinstance(verdict, str):
+            continue
+        found.append(
+            Considered(
+                cause,
+                verdict,
+                [str(x) for x in row.get("for") or [] if isinstance(x, str)][:6],
+                [str(x) for x in row.get("against") or [] if isinstance(x, str)][:6],
+            )
+        )
+    return found
+
+
+def why_not(incident: Incident) -> list[Considered]:
+    """The other causes weighed: what a maintainer asks first ("why not OOM?")."""
+    return [row for row in differential(incident) if row.cause != incident.cause]
 
 
 def early_exit_line(early: dict[str, object]) -> str:

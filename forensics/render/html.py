@@ -17,7 +17,7 @@ from typing import Any
 
 from forensics.model import Frame, Incident, ProcessTimeline, Triage, is_harness_frame
 from forensics.redact import is_redacted
-from forensics.render import early_exit_line
+from forensics.render import Considered, differential, early_exit_line
 from forensics.render.markdown import memory_facts, ordered_incidents, tail_excerpt
 from forensics.render.templates import render_report
 
@@ -70,6 +70,8 @@ class IncidentView:
     hidden_stacks: int = 0
     timeline_row: int | None = None
     tags: list[str] = field(default_factory=list)
+    # The causes weighed (the incident's own first), for the folded "What else could it be".
+    considered: list[Considered] = field(default_factory=list)
 
 
 def ref_url(ref: str) -> str | None:
@@ -168,6 +170,7 @@ def incident_view(inc: Incident, caps: Caps | None = None) -> IncidentView:
         prior_hidden=max(0, len(inc.prior_tests) - caps.prior),
         hidden_frames=sum(max(0, len(x.frames) - caps.frames) for x in inc.stacks),
         hidden_stacks=max(0, len(inc.stacks) - caps.stacks),
+        considered=differential(inc),
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from forensics.model import Incident, Stack, Triage
 from forensics.redact import is_redacted
-from forensics.render import early_exit_line, expected_death_line, incident_facts
+from forensics.render import early_exit_line, expected_death_line, incident_facts, why_not
 
 GITHUB_BODY_LIMIT = 65536
 # Per-item caps: big enough to show a crash, small enough that many incidents still fit.
@@ -260,6 +260,20 @@ def _what_happened(triage: Triage, incidents: list[Incident]) -> Iterator[str]:
     yield ""
 
 
+def _why_not(inc: Incident) -> Iterator[str]:
+    rows = why_not(inc)
+    if not rows:
+        return
+    yield f"### Why not something else ({md_escape(inc.id)}: {md_escape(inc.cause)})"
+    yield ""
+    for row in rows:
+        # The reasons against answer "why not"; a cause left open says what speaks for it too.
+        reasons = row.against + (row.for_ if row.verdict != "ruled out" else [])
+        because = "; ".join(md_escape(r[:MAX_COMMAND]) for r in reasons) or "no evidence either way"
+        yield f"- **{md_escape(row.cause)}**: {md_escape(row.verdict)} - {because}"
+    yield ""
+
+
 def _excerpt(inc: Incident) -> Iterator[str]:
     if not inc.evidence:
         return
@@ -349,6 +363,7 @@ def sections(triage: Triage) -> list[Section]:
     ]
     for n, inc in enumerate(incidents):
         # The first incident's excerpt and top stack matter most; later incidents' least.
+        out.append(Section(f"why not something else for {inc.id}", 3 + 3 * n, list(_why_not(inc))))
         out.append(Section(f"crash excerpt of {inc.id}", 3 + 3 * n, list(_excerpt(inc))))
         out.append(Section(f"top stack of {inc.id}", 4 + 3 * n, list(_stacks(inc, 0, 1))))
         out.append(Section(f"more stacks of {inc.id}", 50 + n, list(_stacks(inc, 1, 4))))

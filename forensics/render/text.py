@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from forensics.model import Incident, Triage
-from forensics.render import early_exit_line, expected_death_line, incident_facts
+from forensics.render import differential, early_exit_line, expected_death_line, incident_facts
 
 
 def incident_line(incident: Incident) -> str:
@@ -51,6 +51,13 @@ def text_lines(triage: Triage, max_frames: int = 12) -> Iterator[str]:
             yield f"    {shown}"
         if incident.test:
             yield f"    test: {incident.test}"
+        rows = differential(incident)
+        if rows:
+            yield "    considered (* the cause; + for, - against):"
+        for row in rows:
+            mark = "*" if row.cause == incident.cause else " "
+            reasons = [f"+ {x}" for x in row.for_] + [f"- {x}" for x in row.against]
+            yield f"    {mark} {row.cause} ({row.verdict}): " + ("; ".join(reasons) or "-")
         if incident.prior_tests:
             tail = incident.prior_tests[-5:]
             more = len(incident.prior_tests) - len(tail)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from forensics.analyze import differential
 from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs.findings import FaultRecord, KillEvent, NativeAbort, PythonFailure
 from forensics.analyze.logs.scan import LogScan
@@ -263,7 +264,7 @@ def _crash_incident(
                 )
             )
     sig_target = crash.test or (frames[0].name if frames else "unknown")
-    return Incident(
+    incident = Incident(
         id="",
         cause=cause,
         confidence=confidence,
@@ -275,9 +276,70 @@ def _crash_incident(
         native_library=library,
         evidence=evidence[:12],
         stacks=stacks,
-        # No signal in the key: a log without the fault dump must group with one that has it.
-        signature=normalize(f"{cause} {sig_target}"),
     )
+    blind = cause == "native-crash" and confidence == "low" and fault is None
+    facts = _death_facts(scan, crash, incident, oom if cause == "oom-kill" else [])
+    differential.apply(incident, facts, decide=blind)
+    if blind:
+        incident.summary = _blind_summary(scan, crash, incident, facts)
+    if blind and incident.cause == "hang":
+        incident.evidence[:0] = [
+            _ev(scan, line, text) for line, text in scan.header.lines if text.startswith("timeout")
+        ][:2]
+    # No signal in the key: a log without the fault dump must group with one that has it.
+    incident.signature = normalize(f"{incident.cause} {sig_target}")
+    return incident
+
+
+def _death_facts(
+    scan: LogScan, crash: _Crash, incident: Incident, oom: list[KillEvent]
+) -> differential.DeathFacts:
+    """What the log tells about one dead worker, for the differential."""
+    head = scan.header
+    down = next((d for d in scan.node_downs if d.line == crash.line), None)
+    native = next((n for n in crash.natives), None)
+    return differential.DeathFacts(
+        source="log",
+        worker=crash.worker is not None,
+        signal=incident.signal,
+        fault_dump=crash.fault is not None,
+        native_abort=f"{native.kind}: {native.message}"[:200] if native else None,
+        oom=oom[0].excerpt if oom else None,
+        timeout_s=head.timeout_s,
+        timeout_method=head.timeout_method,
+        timeout_plugin=("timeout" in head.plugins) if head.plugins_seen else None,
+        silent_s=down.silent_s if down else None,
+        silent_of=down.silent_of if down else None,
+        since_begin_s=down.since_begin_s if down else None,
+    )
+
+
+def _blind_summary(
+    scan: LogScan, crash: _Crash, incident: Incident, facts: differential.DeathFacts
+) -> str:
+    """A worker gone without a dump: say what the differential makes of it."""
+    who = f"Worker {crash.worker}" if crash.worker else "The process"
+    running = f" while running {crash.test}" if crash.test else ""
+    limit = f"{facts.timeout_s:g} s" if facts.timeout_s is not None else "its timeout"
+    if incident.cause == "hang" and incident.confidence != "low":
+        quiet = f" after {facts.silent_s:.1f} s of silence" if facts.silent_s is not None else ""
+        return (
+            f"{who} went down without a fault dump{quiet}{running}: pytest-timeout's thread "
+            f"method ({limit}) ended it with os._exit(1)"
+        )
+    if incident.cause == "hang":
+        return (
+            f"{who} went down without a fault dump{running}: pytest-timeout's thread method "
+            f"({limit}) ends a hung worker this way; a native crash is not excluded (nothing in"
+            " the log dates the worker's silence)"
+        )
+    timer = next((h for h in incident.extra.get("differential", []) if h["cause"] == "hang"), None)
+    if timer is not None and timer["verdict"] in ("possible", "most likely"):
+        return (
+            f"{who} died without Python teardown{running}: native crash or timeout exit"
+            " (pytest-timeout, thread method) - cannot tell (no fault dump, signal unknown)"
+        )
+    return f"{who} died without Python teardown (no fault dump in the log, signal unknown){running}"
 
 
 def _hang_incident(scan: LogScan, test: str, stacks: list[Stack], crash: _Crash | None) -> Incident:
@@ -295,7 +357,7 @@ def _hang_incident(scan: LogScan, test: str, stacks: list[Stack], crash: _Crash 
         else next((d.worker for d in scan.timeouts if d.test == test and d.worker), None)
     )
     worker = worker or next((p.worker for p in scan.progress if p.test == test and p.worker), None)
-    return Incident(
+    incident = Incident(
         id="",
         cause="hang",
         confidence="high" if stacks or evidence else "medium",
@@ -308,6 +370,16 @@ def _hang_incident(scan: LogScan, test: str, stacks: list[Stack], crash: _Crash 
         stacks=stacks,
         signature=normalize(f"hang {name or ''}"),
     )
+    head = scan.header
+    facts = differential.DeathFacts(
+        source="log",
+        worker=worker is not None,
+        timeout_s=head.timeout_s,
+        timeout_method=head.timeout_method,
+        timer_dump=bool(stacks or evidence),
+    )
+    differential.apply(incident, facts)
+    return incident
 
 
 def _failure_groups(scan: LogScan, failures: list[PythonFailure]) -> list[Incident]:
@@ -409,7 +481,33 @@ def correlate(scan: LogScan) -> list[Incident]:
     _internal_errors(scan, incidents, crash_incidents)
     _failures(scan, incidents, crash_incidents, causes_seen, crashes)
     _leftovers(scan, incidents)
+    for incident in incidents:
+        if "differential" not in incident.extra:
+            _weigh_rest(scan, incident)
     return incidents
+
+
+def _weigh_rest(scan: LogScan, incident: Incident) -> None:
+    """The differential of an incident no dead worker stands behind (a kill, a failure)."""
+    if incident.cause not in differential.DEATH_CAUSES:
+        differential.reported_failure(incident)
+        return
+    oom = [k for k in scan.kills if k.kind == "oom"]
+    head = scan.header
+    facts = differential.DeathFacts(
+        source="log",
+        worker=False,  # no "node down" stands behind it
+        signal=incident.signal,
+        exit_code=incident.exit_code,
+        oom=oom[0].excerpt if oom and incident.cause == "oom-kill" else None,
+        timeout_s=head.timeout_s,
+        timeout_method=head.timeout_method,
+        timeout_plugin=("timeout" in head.plugins) if head.plugins_seen else None,
+    )
+    if incident.cause == "hang":
+        facts.stalled = incident.summary
+        facts.ended_by = "the CI job" if "CI job" in incident.summary else None
+    differential.apply(incident, facts)
 
 
 def _kills(

@@ -13,12 +13,40 @@ from forensics.model import Frame, Stack, TestCounts
 
 @dataclass
 class NodeDown:
-    """``[gwN] node down: <reason>``: xdist lost a worker."""
+    """``[gwN] node down: <reason>``: xdist lost a worker.
+
+    With per-line CI timestamps: ``time`` (epoch s); ``silent_s``, how long nothing came
+    from the worker before (``silent_of`` "worker": since its own last line; "log": since the
+    line before, when the whole log was silent, which the worker then was too); and
+    ``since_begin_s``, from the start of the tests, an upper bound of the worker's silence.
+    """
 
     worker: str | None
     reason: str
     line: int
     excerpt: str
+    time: float | None = None
+    silent_s: float | None = None
+    silent_of: str | None = None  # "worker": its own last line; "log": the line before
+    since_begin_s: float | None = None
+
+
+@dataclass
+class SessionHeader:
+    """What pytest's session header says: the facts a silent worker death is weighed by."""
+
+    platform: str | None = None
+    python: str | None = None
+    pytest: str | None = None
+    plugins: dict[str, str] = field(default_factory=dict)
+    plugins_seen: bool = False
+    timeout_s: float | None = None
+    timeout_method: str | None = None
+    workers: int | None = None
+    # Epoch time of "N workers [M items]" (the tests begin), when the log is timestamped.
+    began: float | None = None
+    # (line number, text) of the lines read: pytest-timeout's show up as evidence.
+    lines: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass

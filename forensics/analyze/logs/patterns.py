@@ -58,6 +58,13 @@ TRIGGER_PHRASES = (
     "s ==",
     ") ==",
     "rootdir: ",
+    # the session header: what pytest-timeout and xdist were set to, and when tests began
+    "timeout: ",
+    "timeout method: ",
+    "plugins: ",
+    ", pytest-",
+    "created: ",
+    " workers [",
     # infrastructure
     "Connection refused",
     "Connection reset",
@@ -175,6 +182,18 @@ SECTION_HEADER = re.compile(
 )
 E_LINE = re.compile(r"^E {3,}(?P<text>\S.*)$")
 ROOTDIR = re.compile(r"^rootdir: (?P<dir>\S+)")
+# The session header: "platform linux -- Python 3.11.7, pytest-9.2.0, pluggy-1.7.0",
+# "plugins: timeout-2.4.0, xdist-3.8.0", "timeout: 5.0s", "timeout method: thread",
+# "created: 2/2 workers", "2 workers [6 items]" (the tests begin).
+HEADER_PLATFORM = re.compile(
+    r"^platform (?P<platform>\S+) -- Python (?P<python>[\w.+]+), pytest-(?P<pytest>[\w.]+)"
+)
+HEADER_PLUGINS = re.compile(r"^plugins: (?P<list>.+)$")
+HEADER_PLUGIN = re.compile(r"(?P<name>[\w.-]+?)-(?P<version>\d[\w.+]*)")
+HEADER_TIMEOUT = re.compile(r"^timeout: (?P<secs>\d+(?:\.\d+)?)s$")
+HEADER_TIMEOUT_METHOD = re.compile(r"^timeout method: (?P<method>\w+)$")
+HEADER_CREATED = re.compile(r"^created: (?P<up>\d+)/(?P<total>\d+) workers$")
+HEADER_BEGIN = re.compile(r"^(?P<workers>\d+) workers \[(?P<items>\d+) items?\]")
 
 # --- infrastructure -----------------------------------------------------------------------
 INFRA = re.compile(

@@ -25,6 +25,7 @@ from forensics.analyze.logs.findings import (
     NodeDown,
     ProgressResult,
     PythonFailure,
+    SessionHeader,
     Summary,
     TimeoutDump,
     Traceback,
@@ -73,6 +74,8 @@ class LogScan:
       summary: the pytest result counts, summed over every session in the log.
       exit_code: the last exit code the log reports (``Process completed with exit code N``).
       rootdir: pytest's ``rootdir:``, to turn absolute frame paths into node ids.
+      header: the session header (python, platform, plugins, pytest-timeout's timeout and
+        method, xdist's worker count, when the tests began).
       dropped: records not kept because a list was full.
     """
 
@@ -94,6 +97,7 @@ class LogScan:
     summary: Summary | None = None
     exit_code: int | None = None
     rootdir: str | None = None
+    header: SessionHeader = field(default_factory=SessionHeader)
     dropped: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -141,6 +145,11 @@ class Scanner:
         self._section_phase: str | None = None
         self._section_exc: dict[str, tuple[str | None, str, str | None]] = {}
         self._summary_seen = False
+        # worker -> epoch time of its last line before the one being fed (set by the reader,
+        # which can look back in its buffer; the scanner itself sees trigger lines only)
+        self.worker_last_seen: dict[str, float] = {}
+        self._raw: str = ""
+        self._prev: str | None = None
 
     @property
     def wants_all(self) -> bool:
@@ -167,6 +176,8 @@ class Scanner:
 
     def _feed(self, raw: str, lineno: int, prev: str | None) -> None:
         self.scan.lines = max(self.scan.lines, lineno)
+        # The raw line and the one before, for dating what a block handler re-dispatches.
+        self._raw, self._prev = raw, prev
         text, worker = strip(raw)
         if self._block is not None:
             self._block_lines += 1
@@ -243,11 +254,14 @@ class Scanner:
             if match:
                 self._add(
                     scan.node_downs,
-                    NodeDown(
-                        worker or match.group("worker"),
-                        match.group("reason").strip(),
-                        lineno,
-                        _cap(text),
+                    self._timed(
+                        NodeDown(
+                            worker or match.group("worker"),
+                            match.group("reason").strip(),
+                            lineno,
+                            _cap(text),
+                        ),
+                        at_start=match.start() == 0,
                     ),
                 )
                 return
@@ -352,9 +366,68 @@ class Scanner:
             root = P.ROOTDIR.match(text)
             if root:
                 scan.rootdir = root.group("dir").rstrip(",")
+                return
+        if self._header(text, lineno, raw):
             return
         if P.INFRA.search(text):
             self._infra(text, lineno)
+
+    # -- the session header and timing -------------------------------------------------------
+    def _header(self, text: str, lineno: int, raw: str) -> bool:
+        head = self.scan.header
+        if text.startswith("platform "):
+            match = P.HEADER_PLATFORM.match(text)
+            if match:
+                head.platform, head.python = match.group("platform"), match.group("python")
+                head.pytest = match.group("pytest")
+        elif text.startswith("plugins: "):
+            match = P.HEADER_PLUGINS.match(text)
+            if match:
+                head.plugins_seen = True
+                for item in P.HEADER_PLUGIN.finditer(match.group("list")):
+                    head.plugins[item.group("name")] = item.group("version")
+        elif text.startswith("timeout: "):
+            match = P.HEADER_TIMEOUT.match(text)
+            if match:
+                head.timeout_s = float(match.group("secs"))
+        elif text.startswith("timeout method: "):
+            match = P.HEADER_TIMEOUT_METHOD.match(text)
+            if match:
+                head.timeout_method = match.group("method")
+        elif text.startswith("created: "):
+            match = P.HEADER_CREATED.match(text)
+            if match:
+                head.workers = int(match.group("total"))
+        else:
+            match = P.HEADER_BEGIN.match(text)
+            if match:
+                head.workers = head.workers or int(match.group("workers"))
+                head.began = timestamp(raw)
+        if match is None:
+            return False
+        if len(head.lines) < 16:
+            head.lines.append((lineno, _cap(text, 200)))
+        return True
+
+    def _timed(self, down: NodeDown, at_start: bool) -> NodeDown:
+        """Date a node-down line and measure the worker's silence before it, where it can be."""
+        raw, prev = self._raw, self._prev
+        now = timestamp(raw)
+        if now is None:
+            return down
+        down.time = now
+        began = self.scan.header.began
+        if began is not None:
+            down.since_begin_s = round(max(0.0, now - began), 3)
+        seen = self.worker_last_seen.get(down.worker or "")
+        if seen is not None:
+            down.silent_s, down.silent_of = round(max(0.0, now - seen), 3), "worker"
+        elif at_start and prev is not None:
+            # Nothing else on this line: the log was silent since the line before.
+            before = timestamp(prev)
+            if before is not None:
+                down.silent_s, down.silent_of = round(max(0.0, now - before), 3), "log"
+        return down
 
     # -- INTERNALERROR ------------------------------------------------------------------------
     def _internal(self, text: str, lineno: int) -> None:
@@ -761,10 +834,21 @@ def scan_lines(lines: Iterable[str], source: str) -> LogScan:
     trigger = P.TRIGGER.search
     prev: str | None = None
     lineno = 0
+    own_lines: dict[str, str] = {}  # worker -> its last line of its own, as the reader finds
     for lineno, line in enumerate(lines, 1):
         line = line[:MAX_LINE]  # the same bound the byte reader keeps
         if scanner.wants_all or trigger(line):
+            if "node down" in line:
+                down = P.NODE_DOWN.search(line)
+                own = own_lines.get(down.group("worker") or "") if down else None
+                when = timestamp(own) if own is not None else None
+                if down and when is not None:
+                    scanner.worker_last_seen[down.group("worker")] = when
             scanner.feed(line, lineno, prev)
+        if "[gw" in line[:80]:
+            worker = strip(line)[1]
+            if worker is not None:
+                own_lines[worker] = line
         prev = line
     scanner.scan.lines = max(scanner.scan.lines, lineno)
     return scanner.finish()
