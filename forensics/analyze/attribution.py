@@ -13,7 +13,10 @@ import re
 from forensics.collect.nativelib import attribute_library
 from forensics.model import Frame, Incident, is_harness_frame
 
-_SYSTEM_LIBS = re.compile(r"^(?:libc\.so|libpthread|ld-linux|libpython|libdl|libm\.so|python3)")
+# The C runtime, the interpreter and ctypes' FFI trampoline: on every stack, never the culprit.
+_SYSTEM_LIBS = re.compile(
+    r"^(?:libc\.so|libpthread|ld-linux|libpython|libdl|libm\.so|python3|libffi)"
+)
 _SITE = re.compile(r"/(?:site|dist)-packages/")
 
 
