@@ -8,6 +8,7 @@ are the remedy, not the incident, so they are reported as "explained" and not bl
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,12 +300,25 @@ def _recursion(stack: Stack) -> str | None:
     return f"{name} ({file}, {depth} frames deep)" if depth >= RECURSION_DEPTH else None
 
 
+_STDLIB = re.compile(r"/lib/python3[\d.]*/(?!site-packages/|dist-packages/)")
+
+
 def _innermost_python(stack: Stack) -> str | None:
-    for frame in stack.frames:
-        if not frame.native and not is_harness_frame(frame):
-            line = f":{frame.line}" if frame.line is not None else ""
-            return f"{frame.name} ({frame.file}{line})"
-    return None
+    """Where the thread waits, and when that is the standard library, the code that called it."""
+    frames = [f for f in stack.frames if not f.native and not is_harness_frame(f)]
+    if not frames:
+        return None
+    place = _frame_text(frames[0])
+    if _STDLIB.search(frames[0].file or ""):
+        caller = next((f for f in frames[1:] if not _STDLIB.search(f.file or "")), None)
+        if caller is not None:
+            place += f", called from {_frame_text(caller)}"
+    return place
+
+
+def _frame_text(frame: Frame) -> str:
+    line = f":{frame.line}" if frame.line is not None else ""
+    return f"{frame.name} ({frame.file}{line})"
 
 
 def _wchan(evidence: dict[str, Any] | None, pid: int | None) -> str | None:
