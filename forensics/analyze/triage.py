@@ -680,6 +680,10 @@ class _Builder:
         for rec in sorted(self.data.processes.values(), key=lambda r: r.pid):
             if rec.has_agent or not _is_python(rec.argv):
                 continue
+            if rec.start is not None and rec.end is not None and rec.end - rec.start < _NO_PYTHON_S:
+                # Gone before an interpreter could even start: a fork of a Python process that
+                # failed or exec'd nothing (a launcher's), not a Python process at all.
+                continue
             found.append(NotCovered(rec.pid, _short_argv(rec.argv), _why_not_covered(rec)))
         return found
 
@@ -907,6 +911,8 @@ def _failure_cause(message: str) -> str:
     return "python-exception"
 
 
+# No interpreter starts in less: a "python" that ended sooner never ran Python code.
+_NO_PYTHON_S = 0.005
 _PYTHON_RE = re.compile(r"(?:^|/)python[\d.]*(?:-dbg|d|m)?$")
 
 

@@ -72,7 +72,7 @@ def test_the_bundles_interpreter_and_directory_are_not_used(tmp_path: Path) -> N
     # What it will run is shown before it runs: this interpreter, this checkout, ids after --.
     plan = proc.stderr.splitlines()[:2]
     assert f"in {suite}" in plan[0]
-    assert plan[1].strip().startswith(f"cd {suite} && {sys.executable} -m pytest")
+    assert plan[1].strip().startswith(f"cd {suite} && {_shown(sys.executable)} -m pytest")
     assert " -- " in plan[1]
     assert "test_a_fill.py::test_configure_codec" in proc.stdout
 
@@ -95,7 +95,7 @@ def test_dry_run_prints_the_command_and_runs_nothing(tmp_path: Path) -> None:
     proc = _run([*FORENSICS, "bisect", "b", "--dry-run", "--python", sys.executable], cwd=suite)
     assert proc.returncode == 0, proc.stderr
     command = proc.stdout.strip()
-    assert command.startswith(f"cd {suite} && {sys.executable} -m pytest")
+    assert command.startswith(f"cd {suite} && {_shown(sys.executable)} -m pytest")
     assert command.endswith("-- " + " ".join(_prior(command)) + " test_z_victim.py::test_decode")
     assert not (suite / "__pycache__").exists()  # no pytest ran
     # The printed command is the one bisect runs: fed back, it reproduces the crash.
@@ -130,3 +130,9 @@ def test_bisect_output_is_redacted_but_keeps_test_ids(tmp_path: Path) -> None:
     assert tmp_path.name not in proc.stdout + proc.stderr
     assert "<redacted:$SESSION_SECRET>" in data["repro"]
     assert data["victim"] == "test_z_victim.py::test_decode"
+
+
+def _shown(path: str) -> str:
+    """A path as the redacted output prints it: the home directory is `~`."""
+    home = str(Path.home())
+    return "~" + path[len(home) :] if path.startswith(home + "/") else path

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from forensics_testkit import unprivileged_python
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount cgroup2")
 
@@ -109,7 +110,9 @@ def v2_parent() -> Iterator[Path]:
 
 def _run_helper(parent: Path, user: str | None = None) -> dict[str, object]:
     """Start the helper *in* the parent cgroup (as a supervisor started there would be)."""
-    argv = [sys.executable, "-c", HELPER, str(parent), "t1", "hugetlb"]
+    # As another user, an interpreter that user can run (this one may live in root's home).
+    python = sys.executable if user is None else unprivileged_python()
+    argv = [python, "-c", HELPER, str(parent), "t1", "hugetlb"]
     if user is not None:
         argv = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups", *argv]
     script = f'echo $$ > {parent}/cgroup.procs && exec "$@"'
