@@ -76,9 +76,7 @@ class _State:
     # Held open only in pytest processes (see enter_pytest).
     journal_fd: int | None = None
     fault_file: io.TextIOWrapper | None = None
-    # Whether faulthandler was on before we pointed it at our file (pytest turns it on), and
-    # whether the agent itself turned it on for stderr at start-up.
-    fault_was_enabled = False
+    # Whether the agent itself turned faulthandler on for stderr at start-up.
     faulthandler_on_stderr = False
     dump_registered = False
     # The test this pytest process is running, so a forked child can name it.
@@ -251,7 +249,6 @@ def enter_pytest(worker: str | None, faulthandler_plugin: bool = True) -> int | 
             state.faulthandler_on_stderr = False
         return None
     if state.fault_file is None:
-        state.fault_was_enabled = True
         path = os.path.join(state.bundle, FAULTS_DIR, f"{state.pid}.log")
         state.fault_file = os.fdopen(
             os.open(path, _FLAGS, 0o600), "w", buffering=1, encoding="utf-8", errors="replace"
@@ -270,17 +267,6 @@ def enter_pytest(worker: str | None, faulthandler_plugin: bool = True) -> int | 
     return int(DUMP_SIGNAL) if state.dump_registered else None
 
 
-def reenable_faulthandler() -> None:
-    """Point faulthandler back at our file (pytest's own plugin re-points it at stderr)."""
-    if state.fault_file is not None and state.pid == os.getpid():
-        import faulthandler
-
-        try:
-            faulthandler.enable(file=state.fault_file, all_threads=True)
-        except (ValueError, OSError, RuntimeError):
-            pass
-
-
 def _leave_pytest() -> None:
     """In a child forked from pytest: the state that child would have without the agent."""
     import faulthandler
@@ -294,7 +280,7 @@ def _leave_pytest() -> None:
     if state.fault_file is not None:
         # pytest pointed faulthandler at (a copy of) stderr; so does the child without us.
         try:
-            if state.fault_was_enabled and sys.__stderr__ is not None:
+            if sys.__stderr__ is not None:
                 faulthandler.enable(file=sys.__stderr__, all_threads=True)
             else:
                 faulthandler.disable()
