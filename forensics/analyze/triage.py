@@ -72,6 +72,7 @@ class _Builder:
         }
         self.sampled = _sampled_memory(data)
         self.cgroup_oom = _cgroup_oom_kills(data)
+        self.killed_by_us = _killed_by_us(data)
         self.complete = isinstance(data.manifest.get("end"), (int, float))
         self.ownership = Ownership(data)
         self.output_faults = OutputFaults(data.path)
@@ -352,18 +353,10 @@ class _Builder:
             "constraint": kill.get("constraint"),
         }
 
-    def _killed_by_us(self) -> set[int]:
-        """Pids the supervisor itself sent SIGKILL (hang and timeout escalation)."""
-        pids: set[int] = set()
-        for ev in self.data.events:
-            if ev.get("kind") == "signal-sent" and ev.get("signal") == "SIGKILL":
-                pids.update(p for p in ev.get("pids") or [] if isinstance(p, int))
-        return pids
-
     def _captured_fault(self, rec: ProcessRecord) -> tuple[FaultBlock, str] | None:
         """The fatal block in the captured stderr of the test running when *rec* died."""
         owner = self.ownership.owner(rec.pid)
-        test = test_at(owner.process, rec.end) if owner is not None else None
+        test = _test_at_death(owner, rec) if owner is not None else None
         if owner is None or test is None:
             return None
         for index, text in enumerate(test.captured_faults):
@@ -484,7 +477,7 @@ class _Builder:
             return "native-crash", "high" if fatal and signal else "medium"
         if signal == "SIGKILL" and rec.pid in self.oom_pids:
             return "oom-kill", "high"
-        if signal == "SIGKILL" and self.cgroup_oom and rec.pid not in self._killed_by_us():
+        if signal == "SIGKILL" and self.cgroup_oom and rec.pid not in self.killed_by_us:
             # No kernel log line names it (dmesg restricted), but a cgroup counted OOM kills.
             return "oom-kill", "medium"
         if signal in KILL_SIGNALS:
@@ -1005,6 +998,15 @@ def _outcome(test: TestRun) -> str | None:
 
 # A death time read by the supervisor rather than stamped by the kernel comes a little late.
 _DEATH_TIME_SLACK_S = 0.25
+
+
+def _killed_by_us(data: BundleData) -> set[int]:
+    """Pids the supervisor itself sent SIGKILL (hang and timeout escalation)."""
+    pids: set[int] = set()
+    for ev in data.events:
+        if ev.get("kind") == "signal-sent" and ev.get("signal") == "SIGKILL":
+            pids.update(p for p in ev.get("pids") or [] if isinstance(p, int))
+    return pids
 
 
 def _test_at_death(owner: Owner, rec: ProcessRecord) -> TestRun | None:
