@@ -32,9 +32,13 @@ TRIGGER_PHRASES = (
     "terminate called",
     "core dumped",
     "Segmentation fault",
+    # the kernel's own report of a fault (dmesg pasted into the log)
+    "segfault at ",
+    "traps: ",
     # pytest-timeout
     "Timeout",
     "Stack of ",
+    "live log ",  # -o log_cli=true: a test's live-log section, dated by %(asctime)s
     # kills
     "Out of memory",
     "oom-kill",
