@@ -234,7 +234,7 @@ def _crash_incident(
     evidence = list(crash.evidence)
     if kernel is not None:
         evidence.insert(0, _ev(scan, kernel.line, kernel.excerpt))
-        library = library or kernel.library
+        library = library or kernel.blame
     if fault:
         evidence.insert(0, _ev(scan, fault.line, fault.excerpt))
         cause, signal = "native-crash", fault.signal
@@ -244,7 +244,6 @@ def _crash_incident(
         # The kernel's own line: the signal, and the library the faulting instruction was in.
         cause, confidence, signal = "native-crash", "medium", kernel.signal
         what = f"died of {kernel.signal} (kernel: {kernel.what})"
-        library = kernel.library or library
     elif oom:
         cause, confidence, signal = "oom-kill", "medium", "SIGKILL"
         what = "killed by the kernel OOM killer"

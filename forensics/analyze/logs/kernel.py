@@ -32,6 +32,12 @@ TRAPS = re.compile(
     r"traps: (?P<comm>[^\s\[\]]+)\[(?P<pid>\d+)\] (?:trap )?(?P<what>[a-z][a-z0-9 ]*?) "
     r"ip:(?P<ip>[0-9a-fA-F]+)(?:.*? in (?P<lib>[^\s\[]+)\[)?"
 )
+# The C runtime and the interpreter: a fault in their code (memcpy, strlen, free) is almost
+# always a bad pointer from the caller, so they are named but not blamed.
+SYSTEM_OBJECT = re.compile(
+    r"^(?:libc\.so|libc-|libm\.so|libpthread|ld-linux|libgcc_s|libstdc\+\+|libc\+\+|"
+    r"libunwind|libpython|python\d?(?:\.\d+)?$|libffi|_ctypes)"
+)
 # What each trap delivers to the process (arch/x86/kernel/traps.c).
 TRAP_SIGNALS = {
     "general protection fault": "SIGSEGV",
@@ -56,8 +62,15 @@ class KernelFault:
     line: int
     excerpt: str
 
+    @property
+    def blame(self) -> str | None:
+        """The library to file the crash against: the faulting one unless it is the runtime."""
+        return self.library if self.library and not SYSTEM_OBJECT.match(self.library) else None
+
     def describe(self) -> str:
         where = f" in {self.library}" if self.library else ""
+        if self.library and self.blame is None:
+            where += " (the C runtime or the interpreter: look at what called it)"
         return f"the kernel logged {self.process}[{self.pid}]: {self.what}{where} ({self.signal})"
 
 

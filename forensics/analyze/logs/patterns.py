@@ -158,7 +158,7 @@ TIMEOUT_FAILED = re.compile(r"Failed: Timeout (?:\()?>(?P<limit>[\d.]+)s")
 OOM = re.compile(
     r"(?:Out of memory|Memory cgroup out of memory): "
     r"Killed process (?P<pid>\d+) \((?P<comm>[^)]*)\)"
-    r"|(?P<reaper>oom-kill:|oom_kill_process|invoked oom-killer|"
+    r"|(?P<reaper>oom-kill:|oom_kill_process|invoked oom-killer:|"
     r"oom_reaper: reaped process (?P<rpid>\d+))"
 )
 EXIT_CODE = re.compile(r"(?:exit (?:code|status)|exited with code)[: ]+(?P<code>-?\d+)")

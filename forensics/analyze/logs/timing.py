@@ -31,7 +31,7 @@ from forensics.analyze.logs.decorations import strip, timestamp
 MAX_TESTS = 2000  # tests whose figures are kept; the table and JUnit are bounded by it
 STARTS_WINDOW = 256 << 10  # characters looked back from a node-down line for test starts
 
-DURATIONS_HEADER = re.compile(r"^=+ slowest (?:\d+ )?durations =+$")
+DURATIONS_HEADER = re.compile(r"^=+ slowest (?:\d+ )?(?:test )?durations =+$")
 DURATION_ROW = re.compile(
     r"^(?P<secs>\d+(?:\.\d+)?)s (?P<phase>setup|call|teardown|\?\?\?) +(?P<test>\S.*?)\s*$"
 )
