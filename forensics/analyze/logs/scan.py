@@ -158,6 +158,7 @@ class Scanner:
         self._raw: str = ""
         self._prev: str | None = None
         self._live_test: str | None = None  # the test whose live-log section is open
+        self._starts_noted = 0
 
     @property
     def wants_all(self) -> bool:
@@ -442,7 +443,14 @@ class Scanner:
         return False
 
     def note_starts(self, window: str) -> None:
-        """Date the tests announced in *window*, the log just before a node-down line."""
+        """Date the tests announced in *window*, the log just before a node-down line.
+
+        Only for the first node-downs: a run that loses hundreds of workers must not cost a
+        look back for each.
+        """
+        self._starts_noted += 1
+        if self._starts_noted > timing.MAX_START_LOOKBACKS:
+            return
         for test, when in timing.test_starts(window[-timing.STARTS_WINDOW :]):
             self.scan.times.add_start(test, when)
 

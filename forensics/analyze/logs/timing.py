@@ -26,10 +26,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from forensics.analyze.logs.decorations import strip, timestamp
+from forensics.analyze.logs.decorations import timestamp
 
 MAX_TESTS = 2000  # tests whose figures are kept; the table and JUnit are bounded by it
 STARTS_WINDOW = 256 << 10  # characters looked back from a node-down line for test starts
+MAX_START_LOOKBACKS = 64  # node-down lines that get that look back
 
 DURATIONS_HEADER = re.compile(r"^=+ slowest (?:\d+ )?(?:test )?durations =+$")
 DURATION_ROW = re.compile(
@@ -53,6 +54,13 @@ CI_STAMP = re.compile(
     r"^\ufeff?(?:\d{4}-\d\d-\d\dT\S+ (?:\d\d[OE]\+? )?|\[\d{4}-\d\d-\d\dT[^\]]*\] )"
 )
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+# In raw lines, after an optional CI stamp: pytest's announcement of a test (-v, log_cli), or
+# xdist's result line for one ("[gw1] [ 33%] PASSED path::test").
+START_OR_RESULT = re.compile(
+    r"^\ufeff?(?:\d{4}-\d\d-\d\dT\S+ (?:\d\d[OE]\+? )?|\[\d{4}-\d\d-\d\dT[^\]\n]*\] )?"
+    r"(?:(?P<test>[\w./\\-]+\.py::\S+) ?\r?$|(?:\[gw\d+\] )?\[ *\d+%\] [A-Z]+ (?P<done>\S+))",
+    re.M,
+)
 ANNOUNCED_TEST = re.compile(r"^(?P<test>[\w./\\-]+\.py::\S+) ?$")
 DAY_S = 86400.0
 
@@ -177,14 +185,25 @@ def live_log_phase(text: str) -> str | None:
 
 
 def test_starts(window: str) -> list[tuple[str, float]]:
-    """``(test, epoch time)`` of each dated node-id announcement in *window* (raw lines)."""
+    """``(test, epoch time)`` of the tests announced in *window* (raw lines) and not finished
+    in it: the tests the workers were running at its end.
+
+    One regular expression finds announcements and result lines; only the few tests left
+    open are dated, so a long window of a verbose log costs one pass in C.
+    """
+    running: dict[str, int] = {}
+    for match in START_OR_RESULT.finditer(window):
+        test = match.group("test")
+        if test is not None:
+            running.pop(test, None)
+            running[test] = match.start()
+        else:
+            running.pop(match.group("done"), None)
     found = []
-    for line in window.splitlines():
-        if ".py::" not in line:
-            continue
-        test = announced_test(strip(line)[0])
-        when = timestamp(line) if test else None
-        if test and when is not None:
+    for test, at in running.items():
+        end = window.find("\n", at)
+        when = timestamp(window[at : end if end >= 0 else len(window)])
+        if when is not None:
             found.append((test, when))
     return found
 
