@@ -170,8 +170,8 @@ def test_a_pasted_segfault_line_makes_a_blind_death_a_native_crash() -> None:
     assert incident.confidence == "medium"  # the kernel names a pid, not the xdist worker
     rows = _rows(incident)
     assert rows["native-crash"]["for"][1] == (
-        "the kernel logged python[10142]: segfault at 8 in libc.so.6 (the C runtime or the"
-        " interpreter: look at what called it) (SIGSEGV)"
+        "the kernel logged python[10142]: segfault at 8 in libc.so.6 (SIGSEGV; the C runtime"
+        " or the interpreter: look at what called it)"
     )
     assert rows["native-crash"]["verdict"] == "most likely"
     assert all(rows[c]["verdict"] == "ruled out" for c in rows if c != "native-crash")
@@ -222,3 +222,15 @@ def test_text_lines_and_the_byte_reader_find_the_same_figures() -> None:
         by_lines = scan_lines(path.read_text().splitlines(keepends=True), name).times
         assert by_lines == by_bytes, name
     assert scan_path(str(LOGS / "real_facts_thread_gha.log")).times.started[RECURSION]
+
+
+def test_a_serial_run_killed_by_sigsegv_takes_the_kernels_line() -> None:
+    # No xdist, no faulthandler: bash's "Segmentation fault" and the exit status say SIGSEGV,
+    # the pasted kernel line says where.
+    (incident,) = analyze_logs([str(LOGS / "real_native_serial_dmesg.log")]).incidents
+    assert (incident.cause, incident.signal) == ("native-crash", "SIGSEGV")
+    assert incident.evidence[0].excerpt.startswith("[21902.091788] python[14806]: segfault at 8")
+    assert any(
+        "python[14806]: segfault at 8 in libc.so.6" in x
+        for x in _rows(incident)["native-crash"]["for"]
+    )

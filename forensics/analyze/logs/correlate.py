@@ -533,15 +533,22 @@ def correlate(scan: LogScan) -> list[Incident]:
     _leftovers(scan, incidents)
     for incident in incidents:
         if "differential" not in incident.extra:
-            _weigh_rest(scan, incident)
+            _weigh_rest(scan, incident, kernel)
     return incidents
 
 
-def _weigh_rest(scan: LogScan, incident: Incident) -> None:
-    """The differential of an incident no dead worker stands behind (a kill, a failure)."""
+def _weigh_rest(scan: LogScan, incident: Incident, kernel: list[KernelFault]) -> None:
+    """The differential of an incident no dead worker stands behind (a kill, a failure).
+
+    A process that died of a crash signal takes the next kernel fault line nobody claimed.
+    """
     if incident.cause not in differential.DEATH_CAUSES:
         differential.reported_failure(incident)
         return
+    fault = kernel.pop(0) if kernel and incident.signal in differential.NATIVE_SIGNALS else None
+    if fault is not None:
+        incident.evidence.insert(0, _ev(scan, fault.line, fault.excerpt))
+        incident.native_library = incident.native_library or fault.blame
     oom = [k for k in scan.kills if k.kind == "oom"]
     head = scan.header
     facts = differential.DeathFacts(
@@ -550,6 +557,7 @@ def _weigh_rest(scan: LogScan, incident: Incident) -> None:
         signal=incident.signal,
         exit_code=incident.exit_code,
         oom=_oom_text(oom) if incident.cause == "oom-kill" else None,
+        kernel_fault=fault.describe() if fault else None,
         timeout_s=head.timeout_s,
         timeout_method=head.timeout_method,
         timeout_plugin=("timeout" in head.plugins) if head.plugins_seen else None,

@@ -69,9 +69,10 @@ class KernelFault:
 
     def describe(self) -> str:
         where = f" in {self.library}" if self.library else ""
+        note = self.signal
         if self.library and self.blame is None:
-            where += " (the C runtime or the interpreter: look at what called it)"
-        return f"the kernel logged {self.process}[{self.pid}]: {self.what}{where} ({self.signal})"
+            note += "; the C runtime or the interpreter: look at what called it"
+        return f"the kernel logged {self.process}[{self.pid}]: {self.what}{where} ({note})"
 
 
 def kernel_fault(text: str, line: int, excerpt: str) -> KernelFault | None:
