@@ -234,3 +234,14 @@ def test_a_serial_run_killed_by_sigsegv_takes_the_kernels_line() -> None:
         "python[14806]: segfault at 8 in libc.so.6" in x
         for x in _rows(incident)["native-crash"]["for"]
     )
+
+
+def test_a_serial_thread_dump_is_dated_by_the_silence_before_its_banner() -> None:
+    # The banner lands after the progress dots ("test_facts.py .+++ Timeout +++"), 5.3 s after
+    # the line before; the dump names no test, its frames do.
+    scan = scan_path(str(LOGS / "real_facts_serial_dump_gha.log"))
+    (dump,) = scan.timeouts
+    assert dump.line == 10 and dump.silent_s == pytest.approx(5.322, abs=0.001)
+    incident = _incident("real_facts_serial_dump_gha.log", RECURSION)
+    assert (incident.cause, incident.confidence) == ("hang", "high")
+    assert "the log printed nothing for 5.3 s before the dump" in _rows(incident)["hang"]["for"]

@@ -385,15 +385,26 @@ def _blind_summary(
     return f"{who} died without Python teardown (no fault dump in the log, signal unknown){running}"
 
 
-def _hang_incident(scan: LogScan, test: str, stacks: list[Stack], crash: _Crash | None) -> Incident:
+def _outer_first(stacks: list[Stack]) -> list[Frame]:
+    """pytest-timeout prints frames outermost first; the test's own frame is the one wanted."""
+    return [frame for stack in stacks for frame in stack.frames]
+
+
+def _hang_incident(
+    scan: LogScan,
+    test: str,
+    stacks: list[Stack],
+    crash: _Crash | None,
+    named: str | None = None,
+) -> Incident:
     evidence = [
         _ev(scan, d.line, d.excerpt)
         for d in scan.timeouts
-        if d.test and (d.test == test or test.endswith(d.test))
+        if (d.test or "?") == test or (d.test and test.endswith(d.test))
     ][:6]
     if crash:
         evidence.extend(crash.evidence)
-    name = None if test == "?" else test
+    name = named or (None if test == "?" else test)
     worker = (
         crash.worker
         if crash
@@ -421,7 +432,12 @@ def _hang_incident(scan: LogScan, test: str, stacks: list[Stack], crash: _Crash 
         timeout_method=head.timeout_method,
         timer_dump=bool(stacks or evidence),
         silent_s=next(
-            (d.silent_s for d in scan.timeouts if d.silent_s is not None and d.test == name), None
+            (
+                d.silent_s
+                for d in scan.timeouts
+                if d.silent_s is not None and (d.test or "?") == test
+            ),
+            None,
         ),
         silent_of="log",
     )
@@ -488,7 +504,9 @@ def correlate(scan: LogScan) -> list[Incident]:
         crash_incidents.append((crash.line, incident))
         incidents.append(incident)
     for test, stacks in hung.items():
-        incidents.append(_hang_incident(scan, test, stacks, None))
+        # A serial thread-method dump names no test; its frames do.
+        named = test if test != "?" else _test_from_frames(_outer_first(stacks), scan.rootdir)
+        incidents.append(_hang_incident(scan, test, stacks, None, named))
     for fault in scan.faults:
         if fault.timeout is not None:
             incidents.append(

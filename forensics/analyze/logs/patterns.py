@@ -150,7 +150,8 @@ SHELL_SIGNAL = re.compile(
 )
 
 # --- pytest-timeout -----------------------------------------------------------------------
-TIMEOUT_BANNER = re.compile(r"^(?:(?P<test>[\w./\\-]+\.py::\S+) )?\++ Timeout \++$")
+# The thread method prints its banner where the cursor is: after -q's dots on a progress line.
+TIMEOUT_BANNER = re.compile(r"^(?:(?P<test>[\w./\\-]+\.py::\S+) )?[^+]*?\++ Timeout \++$")
 TIMEOUT_STACK = re.compile(r"^~+ Stack of (?P<thread>.+?) \((?P<tid>\d+)\) ~+$")
 TIMEOUT_FAILED = re.compile(r"Failed: Timeout (?:\()?>(?P<limit>[\d.]+)s")
 
