@@ -245,3 +245,18 @@ def test_a_serial_thread_dump_is_dated_by_the_silence_before_its_banner() -> Non
     incident = _incident("real_facts_serial_dump_gha.log", RECURSION)
     assert (incident.cause, incident.confidence) == ("hang", "high")
     assert "the log printed nothing for 5.3 s before the dump" in _rows(incident)["hang"]["for"]
+
+
+def test_a_timeout_line_without_a_header_arms_the_timer_but_not_its_method() -> None:
+    armed = "a 'Timeout (>5s)' failure in the log"
+    facts = DeathFacts(source="log", timeout_s=5.0, timeout_from=armed, timeout_plugin=True)
+    hang = next(h for h in weigh(facts) if h.cause == "hang")
+    assert hang.verdict == "possible"
+    assert hang.for_ == [f"{armed} shows pytest-timeout armed (5.0 s)"]
+    assert "only the thread method ends the worker" in hang.against[0]
+    facts.ran_s, facts.ran_from = 0.2, "durations table"
+    hang = next(h for h in weigh(facts) if h.cause == "hang")
+    assert hang.verdict == "ruled out"
+    assert (
+        hang.against[-1] == "it died 0.2 s into the test, before the 5.0 s timer (durations table)"
+    )

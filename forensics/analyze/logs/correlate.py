@@ -385,8 +385,8 @@ def _blind_summary(
     return f"{who} died without Python teardown (no fault dump in the log, signal unknown){running}"
 
 
-def _outer_first(stacks: list[Stack]) -> list[Frame]:
-    """pytest-timeout prints frames outermost first; the test's own frame is the one wanted."""
+def _all_frames(stacks: list[Stack]) -> list[Frame]:
+    """Every frame of a dump: the test's own is the one named test* in a test file."""
     return [frame for stack in stacks for frame in stack.frames]
 
 
@@ -505,7 +505,7 @@ def correlate(scan: LogScan) -> list[Incident]:
         incidents.append(incident)
     for test, stacks in hung.items():
         # A serial thread-method dump names no test; its frames do.
-        named = test if test != "?" else _test_from_frames(_outer_first(stacks), scan.rootdir)
+        named = test if test != "?" else _test_from_frames(_all_frames(stacks), scan.rootdir)
         incidents.append(_hang_incident(scan, test, stacks, None, named))
     for fault in scan.faults:
         if fault.timeout is not None:
