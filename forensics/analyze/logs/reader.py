@@ -150,7 +150,8 @@ def _worker_last_seen(scanner: Scanner, buf: bytes, start: int, end: int) -> Non
     Only for node-down lines, and only back within this buffer: the prefilter never hands the
     scanner a worker's ordinary result lines, and a timestamped log needs no more.
     """
-    scanner.note_starts(buf[max(0, start - STARTS_WINDOW) : start].decode("utf-8", "replace"))
+    if scanner.wants_starts:
+        scanner.note_starts(buf[max(0, start - STARTS_WINDOW) : start].decode("utf-8", "replace"))
     found = _NODE_DOWN_WORKER.search(buf, start, end)
     if found is None:
         return

@@ -442,15 +442,17 @@ class Scanner:
                 return True
         return False
 
-    def note_starts(self, window: str) -> None:
-        """Date the tests announced in *window*, the log just before a node-down line.
+    @property
+    def wants_starts(self) -> bool:
+        """Whether a node-down line still gets a look back for test starts: only the first
+        few do, so a run that loses hundreds of workers does not cost one each."""
+        return self._starts_noted < timing.MAX_START_LOOKBACKS
 
-        Only for the first node-downs: a run that loses hundreds of workers must not cost a
-        look back for each.
-        """
-        self._starts_noted += 1
-        if self._starts_noted > timing.MAX_START_LOOKBACKS:
+    def note_starts(self, window: str) -> None:
+        """Date the tests announced in *window*, the log just before a node-down line."""
+        if not self.wants_starts:
             return
+        self._starts_noted += 1
         for test, when in timing.test_starts(window[-timing.STARTS_WINDOW :]):
             self.scan.times.add_start(test, when)
 
@@ -922,13 +924,14 @@ def scan_lines(lines: Iterable[str], source: str) -> LogScan:
                 when = timestamp(own) if own is not None else None
                 if down and when is not None:
                     scanner.worker_last_seen[down.group("worker")] = when
-                scanner.note_starts("\n".join(recent))
+                if scanner.wants_starts:
+                    scanner.note_starts("".join(recent))
             scanner.feed(line, lineno, prev)
         if "[gw" in line[:80]:
             worker = strip(line)[1]
             if worker is not None:
                 own_lines[worker] = line
         prev = line
-        recent.append(line)
+        recent.append(line if line.endswith("\n") else line + "\n")
     scanner.scan.lines = max(scanner.scan.lines, lineno)
     return scanner.finish()

@@ -30,7 +30,7 @@ from forensics.analyze.logs.decorations import timestamp
 
 MAX_TESTS = 2000  # tests whose figures are kept; the table and JUnit are bounded by it
 STARTS_WINDOW = 256 << 10  # characters looked back from a node-down line for test starts
-MAX_START_LOOKBACKS = 64  # node-down lines that get that look back
+MAX_START_LOOKBACKS = 16  # node-down lines that get that look back (3 ms each at most)
 
 DURATIONS_HEADER = re.compile(r"^=+ slowest (?:\d+ )?(?:test )?durations =+$")
 DURATION_ROW = re.compile(
