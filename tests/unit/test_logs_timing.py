@@ -260,3 +260,26 @@ def test_a_timeout_line_without_a_header_arms_the_timer_but_not_its_method() -> 
     assert (
         hang.against[-1] == "it died 0.2 s into the test, before the 5.0 s timer (durations table)"
     )
+
+
+# --- what a reader sees -------------------------------------------------------------------------
+
+
+def test_markdown_why_not_and_the_html_card_quote_the_figures() -> None:
+    from forensics.render.html import render_html
+    from forensics.render.markdown import markdown_lines
+
+    names = ["real_early_exit_v_gha.log", "real_oom_dmesg_gha.log", "real_facts_signal.log"]
+    triage = analyze_logs([str(LOGS / name) for name in names])
+    lines = list(markdown_lines(triage))
+    assert (
+        "- **hang**: ruled out - it died 0.2 s into the test, before the 5.0 s timer"
+        " (CI timestamps)" in lines
+    )
+    assert (
+        "- **native-crash**: ruled out - the kernel's OOM killer ended it with SIGKILL, which no"
+        " crash sends" in lines
+    )
+    html = render_html(triage)
+    assert "it ran 5.00 s against a 5 s timeout (durations table)" in html
+    assert "the kernel&#39;s OOM killer killed python (pid 10517, anon-rss 353 MiB)" in html
