@@ -471,7 +471,11 @@ class Scanner:
                 self.scan.times.add_live(self._live_test, when)
             return True
         # A logged traceback or a multi-line message continues the record.
-        return text[:1] in (" ", "\t") or text.startswith(("Traceback (most", "During handling"))
+        if text[:1] in (" ", "\t") or text.startswith(("Traceback (most", "During handling")):
+            return True
+        if text.startswith(timing.RESULT_WORDS):
+            self._live_test = None  # the test is over: a later dump is not its
+        return False
 
     def _timed(self, down: NodeDown, at_start: bool) -> NodeDown:
         """Date a node-down line and measure the worker's silence before it, where it can be."""

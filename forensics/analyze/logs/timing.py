@@ -63,6 +63,8 @@ START_OR_RESULT = re.compile(
 )
 ANNOUNCED_TEST = re.compile(r"^(?P<test>[\w./\\-]+\.py::\S+) ?$")
 DAY_S = 86400.0
+# The outcome pytest prints after a test's live-log lines: the test is over.
+RESULT_WORDS = ("PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "XPASS")
 
 
 @dataclass
