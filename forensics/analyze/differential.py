@@ -45,12 +45,16 @@ class DeathFacts:
     oom_readable: bool = False  # the kernel log or cgroup counters could be read
     sender: str | None = None  # who sent the signal, when known
     kernel_lines: list[str] = field(default_factory=list)
+    kernel_fault: str | None = None  # the kernel's segfault/trap line for it, in words
     # pytest-timeout: from the session header (log) or the agent's timeout-armed record.
     timeout_s: float | None = None
     timeout_method: str | None = None
     timeout_plugin: bool | None = None  # loaded (plugins line), not loaded, unknown
+    timeout_from: str | None = None  # what gave ``timeout_s`` when not the header or the agent
     timer_dump: bool = False  # the agent's dump taken just before the thread timer fired
-    ran_s: float | None = None  # how long the test ran before the death (bundle)
+    ran_s: float | None = None  # how long the test ran before the death
+    ran_from: str | None = None  # a log's figure: "durations table", "JUnit time", "live log"
+    ran_at_least: bool = False  # ``ran_s`` is a lower bound (live-log times)
     # Log timing: silence of the worker (lower bound) and time since the tests began (upper).
     silent_s: float | None = None
     silent_of: str | None = None
@@ -81,6 +85,22 @@ def _s(value: float) -> str:
     return f"{value:.1f} s"
 
 
+def _ran_text(f: DeathFacts) -> str:
+    """How long the test ran, with the figure's source: what a reader checks first."""
+    ran = f.ran_s if f.ran_s is not None else 0.0
+    if f.ran_from is None:
+        return f"the test had run {_s(ran)} when the process ended"
+    limit = f" against a {f.timeout_s:g} s timeout" if f.timeout_s is not None else ""
+    if f.ran_at_least:
+        return f"it logged for {ran:g} s of its run{limit} (live-log times)"
+    return f"it ran {ran:.2f} s{limit} ({f.ran_from})"
+
+
+def _ran_full(f: DeathFacts) -> bool:
+    """The test's run is known to have lasted about its timeout."""
+    return f.ran_s is not None and f.timeout_s is not None and f.ran_s >= f.timeout_s * TIMER_SLACK
+
+
 def _native_crash(f: DeathFacts, timer: Hypothesis) -> Hypothesis:
     h = Hypothesis("native-crash", NOT_EXCLUDED)
     if f.fault_dump:
@@ -89,6 +109,8 @@ def _native_crash(f: DeathFacts, timer: Hypothesis) -> Hypothesis:
         h.for_.append(f"it died of {f.signal}")
     if f.native_abort:
         h.for_.append(f"{f.native_abort} just before")
+    if f.kernel_fault:
+        h.for_.append(f.kernel_fault)
     if f.source == "log" and f.worker and not f.status_observed:
         h.for_.append(
             "the worker died without Python teardown ('node down: Not properly terminated'), "
@@ -96,6 +118,9 @@ def _native_crash(f: DeathFacts, timer: Hypothesis) -> Hypothesis:
         )
     if h.for_ and (f.fault_dump or f.signal in NATIVE_SIGNALS or f.native_abort):
         h.verdict = MOST_LIKELY
+    elif f.oom and f.signal == "SIGKILL":
+        h.against.append("the kernel's OOM killer ended it with SIGKILL, which no crash sends")
+        h.verdict = RULED_OUT
     elif f.signal is not None:
         h.against.append(f"it died of {f.signal}, not of a crash signal")
         h.verdict = RULED_OUT
@@ -216,7 +241,9 @@ def _timeout_exit(f: DeathFacts) -> Hypothesis:
         return h
     if f.timer_dump:
         if f.ran_s is not None:
-            h.for_.append(f"the test had run {_s(f.ran_s)} when the process ended")
+            h.for_.append(_ran_text(f))
+        if f.silent_s is not None and limit is not None and f.silent_s >= limit * TIMER_SLACK:
+            h.for_.append(f"the log printed nothing for {_s(f.silent_s)} before the dump")
         h.verdict = MOST_LIKELY
         return h
     if f.status_observed and f.exit_code not in (None, 1):
@@ -227,6 +254,11 @@ def _timeout_exit(f: DeathFacts) -> Hypothesis:
         h.against.append("pytest-timeout is not among the session's plugins")
         h.verdict = RULED_OUT
         return h
+    if f.timeout_method is None and f.timeout_from is not None:
+        h.for_.append(f"{f.timeout_from} shows pytest-timeout armed ({_s(limit or 0.0)})")
+        h.against.append(
+            "no session header names the method: only the thread method ends the worker"
+        )
     if f.timeout_method is not None and f.timeout_method != "thread":
         h.against.append(
             f"pytest-timeout's {f.timeout_method} method fails the test; it does not end the worker"
@@ -234,17 +266,19 @@ def _timeout_exit(f: DeathFacts) -> Hypothesis:
         h.verdict = RULED_OUT
         return h
     if limit is not None:
-        bound = f.ran_s if f.ran_s is not None else f.since_begin_s
+        ran = f.ran_s if not f.ran_at_least else None
+        bound = ran if ran is not None else f.since_begin_s
         if bound is not None and bound < limit * TIMER_SLACK:
+            source = f" ({f.ran_from})" if ran is not None and f.ran_from else ""
             h.against.append(
-                f"it died {_s(bound)} into the test, before the {_s(limit)} timer"
-                if f.ran_s is not None
+                f"it died {_s(bound)} into the test, before the {_s(limit)} timer{source}"
+                if ran is not None
                 else f"it died {_s(bound)} after the tests began, before the {_s(limit)} timer"
             )
             h.verdict = RULED_OUT
             return h
         if f.ran_s is not None:
-            h.for_.append(f"the test had run {_s(f.ran_s)} when the process ended")
+            h.for_.append(_ran_text(f))
         if f.silent_s is not None:
             what = "the worker" if f.silent_of == "worker" else "the log"
             if f.silent_s >= limit * TIMER_SLACK:
@@ -259,6 +293,7 @@ def _timeout_exit(f: DeathFacts) -> Hypothesis:
     if f.timeout_method == "thread":
         timed = f.silent_s is not None and limit is not None and f.silent_s >= limit * TIMER_SLACK
         timed = timed or (f.ran_s is not None and f.status_observed)
+        timed = timed or (f.source == "log" and _ran_full(f))
         h.verdict = MOST_LIKELY if timed else POSSIBLE
         if not timed and f.since_begin_s is not None:
             h.for_.append(f"it went down {_s(f.since_begin_s)} after the tests began")
@@ -272,6 +307,8 @@ def _timeout_exit(f: DeathFacts) -> Hypothesis:
                 if f.source == "log"
                 else "no record of how long the test ran"
             )
+    elif f.source == "log" and f.worker and f.timeout_from is not None:
+        h.verdict = POSSIBLE
     elif f.source == "log" and f.worker and f.timeout_plugin:
         h.for_.append("pytest-timeout is among the session's plugins")
         h.against.append(

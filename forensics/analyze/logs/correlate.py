@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from forensics.analyze import differential
 from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs.findings import FaultRecord, KillEvent, NativeAbort, PythonFailure
+from forensics.analyze.logs.kernel import KernelFault, oom_summary
 from forensics.analyze.logs.scan import LogScan
 from forensics.analyze.logs.signatures import normalize
 from forensics.model import Evidence, Frame, Incident, Secondary, Stack
@@ -216,7 +217,11 @@ def _hang_key(crash: _Crash, hung: dict[str, list[Stack]]) -> str | None:
 
 
 def _crash_incident(
-    scan: LogScan, crash: _Crash, oom: list[KillEvent], sigkill: list[KillEvent]
+    scan: LogScan,
+    crash: _Crash,
+    oom: list[KillEvent],
+    sigkill: list[KillEvent],
+    kernel: KernelFault | None = None,
 ) -> Incident:
     fault = crash.fault
     current = _current(fault) if fault else None
@@ -227,11 +232,18 @@ def _crash_incident(
     running = f" while running {crash.test}" if crash.test else ""
     library = _library(frames)
     evidence = list(crash.evidence)
+    if kernel is not None:
+        evidence.insert(0, _ev(scan, kernel.line, kernel.excerpt))
+        library = library or kernel.blame
     if fault:
         evidence.insert(0, _ev(scan, fault.line, fault.excerpt))
         cause, signal = "native-crash", fault.signal
         confidence = "medium" if crash.paired_by_order else "high"
         what = f"{fault.signal or 'fatal error'} (Fatal Python error: {fault.fatal})"
+    elif kernel is not None:
+        # The kernel's own line: the signal, and the library the faulting instruction was in.
+        cause, confidence, signal = "native-crash", "medium", kernel.signal
+        what = f"died of {kernel.signal} (kernel: {kernel.what})"
     elif oom:
         cause, confidence, signal = "oom-kill", "medium", "SIGKILL"
         what = "killed by the kernel OOM killer"
@@ -278,7 +290,7 @@ def _crash_incident(
         stacks=stacks,
     )
     blind = cause == "native-crash" and confidence == "low" and fault is None
-    facts = _death_facts(scan, crash, incident, oom if cause == "oom-kill" else [])
+    facts = _death_facts(scan, crash, incident, oom if cause == "oom-kill" else [], kernel)
     differential.apply(incident, facts, decide=blind)
     if blind:
         incident.summary = _blind_summary(scan, crash, incident, facts)
@@ -292,19 +304,24 @@ def _crash_incident(
 
 
 def _death_facts(
-    scan: LogScan, crash: _Crash, incident: Incident, oom: list[KillEvent]
+    scan: LogScan,
+    crash: _Crash,
+    incident: Incident,
+    oom: list[KillEvent],
+    kernel: KernelFault | None = None,
 ) -> differential.DeathFacts:
     """What the log tells about one dead worker, for the differential."""
     head = scan.header
     down = next((d for d in scan.node_downs if d.line == crash.line), None)
     native = next((n for n in crash.natives), None)
-    return differential.DeathFacts(
+    facts = differential.DeathFacts(
         source="log",
         worker=crash.worker is not None,
         signal=incident.signal,
         fault_dump=crash.fault is not None,
         native_abort=f"{native.kind}: {native.message}"[:200] if native else None,
-        oom=oom[0].excerpt if oom else None,
+        oom=_oom_text(oom),
+        kernel_fault=kernel.describe() if kernel else None,
         timeout_s=head.timeout_s,
         timeout_method=head.timeout_method,
         timeout_plugin=("timeout" in head.plugins) if head.plugins_seen else None,
@@ -312,6 +329,32 @@ def _death_facts(
         silent_of=down.silent_of if down else None,
         since_begin_s=down.since_begin_s if down else None,
     )
+    _timing_facts(scan, crash.test, facts, down.time if down else None)
+    return facts
+
+
+def _oom_text(oom: list[KillEvent]) -> str | None:
+    """The OOM kill in words (victim, memory, limit), else the kernel's line itself."""
+    if not oom:
+        return None
+    return oom_summary([k.excerpt for k in oom]) or oom[0].excerpt
+
+
+def _timing_facts(
+    scan: LogScan, test: str | None, facts: differential.DeathFacts, ended: float | None = None
+) -> None:
+    """How long *test* ran and the timeout it had, from the figures the log holds."""
+    times = scan.times
+    ran = times.ran(test, ended)
+    if ran is not None:
+        facts.ran_s, facts.ran_from, facts.ran_at_least = ran.secs, ran.source, ran.lower_bound
+    own = times.limit_of(test)
+    if own is not None:
+        facts.timeout_s = own  # the test's own limit, a @pytest.mark.timeout marker included
+    elif facts.timeout_s is None and times.limit is not None:
+        facts.timeout_s = times.limit
+        facts.timeout_from = f"a 'Timeout (>{times.limit:g}s)' failure in the log"
+        facts.timeout_plugin = True
 
 
 def _blind_summary(
@@ -342,15 +385,26 @@ def _blind_summary(
     return f"{who} died without Python teardown (no fault dump in the log, signal unknown){running}"
 
 
-def _hang_incident(scan: LogScan, test: str, stacks: list[Stack], crash: _Crash | None) -> Incident:
+def _all_frames(stacks: list[Stack]) -> list[Frame]:
+    """Every frame of a dump: the test's own is the one named test* in a test file."""
+    return [frame for stack in stacks for frame in stack.frames]
+
+
+def _hang_incident(
+    scan: LogScan,
+    test: str,
+    stacks: list[Stack],
+    crash: _Crash | None,
+    named: str | None = None,
+) -> Incident:
     evidence = [
         _ev(scan, d.line, d.excerpt)
         for d in scan.timeouts
-        if d.test and (d.test == test or test.endswith(d.test))
+        if (d.test or "?") == test or (d.test and test.endswith(d.test))
     ][:6]
     if crash:
         evidence.extend(crash.evidence)
-    name = None if test == "?" else test
+    name = named or (None if test == "?" else test)
     worker = (
         crash.worker
         if crash
@@ -377,7 +431,17 @@ def _hang_incident(scan: LogScan, test: str, stacks: list[Stack], crash: _Crash 
         timeout_s=head.timeout_s,
         timeout_method=head.timeout_method,
         timer_dump=bool(stacks or evidence),
+        silent_s=next(
+            (
+                d.silent_s
+                for d in scan.timeouts
+                if d.silent_s is not None and (d.test or "?") == test
+            ),
+            None,
+        ),
+        silent_of="log",
     )
+    _timing_facts(scan, name, facts)
     differential.apply(incident, facts)
     return incident
 
@@ -426,6 +490,8 @@ def correlate(scan: LogScan) -> list[Incident]:
     sigkill = [k for k in scan.kills if k.kind != "oom" and k.signal == "SIGKILL"]
     incidents: list[Incident] = []
     crash_incidents: list[tuple[int, Incident]] = []
+    # The kernel's fault lines name no xdist worker: give them to the dead in order.
+    kernel = list(scan.kernel_faults)
     for crash in crashes:
         # pytest-timeout's thread method ends the worker with os._exit: a hang, not a crash.
         key = _hang_key(crash, hung) if crash.fault is None and crash.test else None
@@ -434,11 +500,13 @@ def correlate(scan: LogScan) -> list[Incident]:
             crash_incidents.append((crash.line, hang))  # a worker it took down can trip xdist
             incidents.append(hang)
             continue
-        incident = _crash_incident(scan, crash, oom, sigkill)
+        incident = _crash_incident(scan, crash, oom, sigkill, kernel.pop(0) if kernel else None)
         crash_incidents.append((crash.line, incident))
         incidents.append(incident)
     for test, stacks in hung.items():
-        incidents.append(_hang_incident(scan, test, stacks, None))
+        # A serial thread-method dump names no test; its frames do.
+        named = test if test != "?" else _test_from_frames(_all_frames(stacks), scan.rootdir)
+        incidents.append(_hang_incident(scan, test, stacks, None, named))
     for fault in scan.faults:
         if fault.timeout is not None:
             incidents.append(
@@ -483,15 +551,22 @@ def correlate(scan: LogScan) -> list[Incident]:
     _leftovers(scan, incidents)
     for incident in incidents:
         if "differential" not in incident.extra:
-            _weigh_rest(scan, incident)
+            _weigh_rest(scan, incident, kernel)
     return incidents
 
 
-def _weigh_rest(scan: LogScan, incident: Incident) -> None:
-    """The differential of an incident no dead worker stands behind (a kill, a failure)."""
+def _weigh_rest(scan: LogScan, incident: Incident, kernel: list[KernelFault]) -> None:
+    """The differential of an incident no dead worker stands behind (a kill, a failure).
+
+    A process that died of a crash signal takes the next kernel fault line nobody claimed.
+    """
     if incident.cause not in differential.DEATH_CAUSES:
         differential.reported_failure(incident)
         return
+    fault = kernel.pop(0) if kernel and incident.signal in differential.NATIVE_SIGNALS else None
+    if fault is not None:
+        incident.evidence.insert(0, _ev(scan, fault.line, fault.excerpt))
+        incident.native_library = incident.native_library or fault.blame
     oom = [k for k in scan.kills if k.kind == "oom"]
     head = scan.header
     facts = differential.DeathFacts(
@@ -499,7 +574,8 @@ def _weigh_rest(scan: LogScan, incident: Incident) -> None:
         worker=False,  # no "node down" stands behind it
         signal=incident.signal,
         exit_code=incident.exit_code,
-        oom=oom[0].excerpt if oom and incident.cause == "oom-kill" else None,
+        oom=_oom_text(oom) if incident.cause == "oom-kill" else None,
+        kernel_fault=fault.describe() if fault else None,
         timeout_s=head.timeout_s,
         timeout_method=head.timeout_method,
         timeout_plugin=("timeout" in head.plugins) if head.plugins_seen else None,

@@ -143,6 +143,9 @@ class TimeoutDump:
     excerpt: str
     worker: str | None = None
     stacks: list[Stack] = field(default_factory=list)
+    # A banner printed as the timer fired (not in a failure section at the end), in a log with
+    # per-line times: how long the log was silent before it.
+    silent_s: float | None = None
 
 
 @dataclass

@@ -25,6 +25,7 @@ from forensics.analyze.logs.findings import (
 )
 from forensics.analyze.logs.scan import MAX_RECORDS, LogScan
 from forensics.analyze.logs.signatures import normalize
+from forensics.analyze.logs.timing import timeout_limit
 from forensics.errors import InputError
 from forensics.model import TestCounts
 
@@ -153,8 +154,17 @@ def _check_prolog(prolog: bytes, source: str) -> None:
         raise InputError(f"{source}: XML with DOCTYPE/ENTITY declarations is refused (not JUnit)")
 
 
+def _seconds(case: ET.Element) -> float | None:
+    try:
+        secs = float(case.get("time") or "nan")
+    except ValueError:
+        return None
+    return secs if secs >= 0 else None  # NaN and negatives compare false: not a figure
+
+
 def _case(scan: LogScan, case: ET.Element, index: int, counts: TestCounts) -> None:
     test = _nodeid(case)
+    secs = _seconds(case)
     problem = None
     kind = "failed"
     for child in case:
@@ -167,6 +177,8 @@ def _case(scan: LogScan, case: ET.Element, index: int, counts: TestCounts) -> No
             return
     if problem is None:
         counts.passed += 1
+        if secs is not None:
+            scan.times.add_junit(test, secs)
         return
     if kind == "failed":
         counts.failed += 1
@@ -176,6 +188,9 @@ def _case(scan: LogScan, case: ET.Element, index: int, counts: TestCounts) -> No
     text = (problem.text or "").strip()
     excerpt = (message or text.splitlines()[0] if (message or text) else test)[:400]
     crashed = P.CRASHED_ITEM.search(message) or P.CRASHED_ITEM.search(text[:2000])
+    # xdist's report of a crashed test carries no duration (time="0.000"): it is not kept.
+    if secs is not None and not crashed:
+        scan.times.add_junit(test, secs)
     if crashed and len(scan.crashed_items) < MAX_RECORDS:
         scan.crashed_items.append(
             CrashedItem(crashed.group("worker"), crashed.group("test"), index, excerpt)
@@ -193,6 +208,9 @@ def _case(scan: LogScan, case: ET.Element, index: int, counts: TestCounts) -> No
     head = f"{exc_type}: {msg}" if exc_type else msg
     if P.TIMEOUT_FAILED.search(head) and len(scan.timeouts) < MAX_RECORDS:
         scan.timeouts.append(TimeoutDump(test, index, excerpt))
+        limit = timeout_limit(head)
+        if limit is not None:
+            scan.times.add_limit(test, limit)
         return
     if len(scan.failures) < MAX_RECORDS:
         scan.failures.append(

@@ -32,9 +32,13 @@ TRIGGER_PHRASES = (
     "terminate called",
     "core dumped",
     "Segmentation fault",
+    # the kernel's own report of a fault (dmesg pasted into the log)
+    "segfault at ",
+    "traps: ",
     # pytest-timeout
     "Timeout",
     "Stack of ",
+    "live log ",  # -o log_cli=true: a test's live-log section, dated by %(asctime)s
     # kills
     "Out of memory",
     "oom-kill",
@@ -146,7 +150,8 @@ SHELL_SIGNAL = re.compile(
 )
 
 # --- pytest-timeout -----------------------------------------------------------------------
-TIMEOUT_BANNER = re.compile(r"^(?:(?P<test>[\w./\\-]+\.py::\S+) )?\++ Timeout \++$")
+# The thread method prints its banner where the cursor is: after -q's dots on a progress line.
+TIMEOUT_BANNER = re.compile(r"^(?:(?P<test>[\w./\\-]+\.py::\S+) )?[^+]*?\++ Timeout \++$")
 TIMEOUT_STACK = re.compile(r"^~+ Stack of (?P<thread>.+?) \((?P<tid>\d+)\) ~+$")
 TIMEOUT_FAILED = re.compile(r"Failed: Timeout (?:\()?>(?P<limit>[\d.]+)s")
 
@@ -154,7 +159,7 @@ TIMEOUT_FAILED = re.compile(r"Failed: Timeout (?:\()?>(?P<limit>[\d.]+)s")
 OOM = re.compile(
     r"(?:Out of memory|Memory cgroup out of memory): "
     r"Killed process (?P<pid>\d+) \((?P<comm>[^)]*)\)"
-    r"|(?P<reaper>oom-kill:|oom_kill_process|invoked oom-killer|"
+    r"|(?P<reaper>oom-kill:|oom_kill_process|invoked oom-killer:|"
     r"oom_reaper: reaped process (?P<rpid>\d+))"
 )
 EXIT_CODE = re.compile(r"(?:exit (?:code|status)|exited with code)[: ]+(?P<code>-?\d+)")

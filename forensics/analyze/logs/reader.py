@@ -19,6 +19,7 @@ from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs.decorations import strip, timestamp
 from forensics.analyze.logs.prefilter import count_newlines, hits
 from forensics.analyze.logs.scan import MAX_LINE, LogScan, Scanner
+from forensics.analyze.logs.timing import STARTS_WINDOW
 from forensics.errors import InputError
 
 CHUNK = 2 << 20  # 2 MiB: the prefilter's temporaries stay cache-sized (faster than 4-8 MiB)
@@ -149,6 +150,8 @@ def _worker_last_seen(scanner: Scanner, buf: bytes, start: int, end: int) -> Non
     Only for node-down lines, and only back within this buffer: the prefilter never hands the
     scanner a worker's ordinary result lines, and a timestamped log needs no more.
     """
+    if scanner.wants_starts:
+        scanner.note_starts(buf[max(0, start - STARTS_WINDOW) : start].decode("utf-8", "replace"))
     found = _NODE_DOWN_WORKER.search(buf, start, end)
     if found is None:
         return

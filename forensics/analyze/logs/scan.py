@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from forensics.analyze.faultparse import FATAL_SIGNALS
 from forensics.analyze.logs import patterns as P
+from forensics.analyze.logs import timing
 from forensics.analyze.logs.decorations import strip, timestamp
 from forensics.analyze.logs.findings import (
     CrashedItem,
@@ -31,6 +32,7 @@ from forensics.analyze.logs.findings import (
     Traceback,
     WorkerEvent,
 )
+from forensics.analyze.logs.kernel import KernelFault, kernel_fault
 from forensics.analyze.logs.signatures import normalize
 from forensics.model import Frame, Stack, TestCounts
 
@@ -76,6 +78,9 @@ class LogScan:
       rootdir: pytest's ``rootdir:``, to turn absolute frame paths into node ids.
       header: the session header (python, platform, plugins, pytest-timeout's timeout and
         method, xdist's worker count, when the tests began).
+      times: per-test figures of time (``--durations`` table, JUnit ``time``, the limit a
+        ``Timeout (>Ns)`` failure names, live-log times); see :mod:`timing`.
+      kernel_faults: the kernel's segfault and trap lines (a pasted ``dmesg``).
       dropped: records not kept because a list was full.
     """
 
@@ -98,6 +103,8 @@ class LogScan:
     exit_code: int | None = None
     rootdir: str | None = None
     header: SessionHeader = field(default_factory=SessionHeader)
+    times: timing.TestTimes = field(default_factory=timing.TestTimes)
+    kernel_faults: list[KernelFault] = field(default_factory=list)
     dropped: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -150,6 +157,8 @@ class Scanner:
         self.worker_last_seen: dict[str, float] = {}
         self._raw: str = ""
         self._prev: str | None = None
+        self._live_test: str | None = None  # the test whose live-log section is open
+        self._starts_noted = 0
 
     @property
     def wants_all(self) -> bool:
@@ -332,6 +341,8 @@ class Scanner:
                 )
                 self._native_wait = 0
                 return
+        if self._timing(text, lineno, prev):
+            return
         if self._kill(text, lineno, raw, prev):
             return
         if text.startswith("E ") or text.startswith("E\t"):
@@ -408,6 +419,63 @@ class Scanner:
         if len(head.lines) < 16:
             head.lines.append((lineno, _cap(text, 200)))
         return True
+
+    def _timing(self, text: str, lineno: int, prev: str | None) -> bool:
+        """The durations table, a live-log section, a kernel fault line: figures, not events."""
+        if "durations" in text and timing.DURATIONS_HEADER.match(text):
+            self._open(self._durations_line)
+            return True
+        if "live log" in text:
+            phase = timing.live_log_phase(text)
+            if phase is None:
+                return False
+            self._live_test = timing.announced_test(strip(prev)[0] if prev else None) or (
+                self._live_test
+            )
+            if phase not in ("sessionstart", "sessionfinish", "collection"):
+                self._open(self._live_log_line)
+            return True
+        if "segfault at " in text or "traps: " in text:
+            fault = kernel_fault(text, lineno, _cap(text))
+            if fault is not None:
+                self._add(self.scan.kernel_faults, fault)
+                return True
+        return False
+
+    @property
+    def wants_starts(self) -> bool:
+        """Whether a node-down line still gets a look back for test starts: only the first
+        few do, so a run that loses hundreds of workers does not cost one each."""
+        return self._starts_noted < timing.MAX_START_LOOKBACKS
+
+    def note_starts(self, window: str) -> None:
+        """Date the tests announced in *window*, the log just before a node-down line."""
+        if not self.wants_starts:
+            return
+        self._starts_noted += 1
+        for test, when in timing.test_starts(window[-timing.STARTS_WINDOW :]):
+            self.scan.times.add_start(test, when)
+
+    def _durations_line(self, text: str, worker: str | None, lineno: int) -> bool:
+        if timing.DURATION_ROW.match(text):
+            row = timing.duration_row(text)
+            if row is not None:
+                self.scan.times.add_duration(*row)
+            return True
+        return not text.strip() or bool(timing.DURATIONS_HIDDEN.match(text))
+
+    def _live_log_line(self, text: str, worker: str | None, lineno: int) -> bool:
+        when = timing.live_log_time(self._raw)
+        if when is not None:
+            if self._live_test is not None:
+                self.scan.times.add_live(self._live_test, when)
+            return True
+        # A logged traceback or a multi-line message continues the record.
+        if text[:1] in (" ", "\t") or text.startswith(("Traceback (most", "During handling")):
+            return True
+        if text.startswith(timing.RESULT_WORDS):
+            self._live_test = None  # the test is over: a later dump is not its
+        return False
 
     def _timed(self, down: NodeDown, at_start: bool) -> NodeDown:
         """Date a node-down line and measure the worker's silence before it, where it can be."""
@@ -597,7 +665,14 @@ class Scanner:
             self._close_blocks()
             return
         self._open(self._timeout_line)
+        # Serial, with live logs: the dump names no test, the live-log section does.
+        test = test or (self._live_test if self._section is None else None)
         self._timeout = TimeoutDump(test, lineno, _cap(text), worker)
+        if self._section is None and self._prev is not None:
+            # Printed live by the thread method: the silence before it is the hang's length.
+            now, before = timestamp(self._raw), timestamp(self._prev)
+            if now is not None and before is not None:
+                self._timeout.silent_s = round(max(0.0, now - before), 3)
 
     def _timeout_line(self, text: str, worker: str | None, lineno: int) -> bool:
         dump = self._timeout
@@ -605,6 +680,11 @@ class Scanner:
             return False
         if P.TIMEOUT_BANNER.match(text):
             self._close_blocks()
+            return True
+        when = timing.live_log_time(self._raw) if self._live_test is not None else None
+        if self._live_test is not None and when is not None:
+            # The test's own logging goes on while the timer's thread dumps.
+            self.scan.times.add_live(self._live_test, when)
             return True
         head = P.TIMEOUT_STACK.match(text)
         if head:
@@ -730,6 +810,9 @@ class Scanner:
         head = f"{exc_type}: {message}" if exc_type else message
         if exc_type == "Failed" and P.TIMEOUT_FAILED.search(head):
             self._add(self.scan.timeouts, TimeoutDump(test, lineno, _cap(text or head), worker))
+            limit = timing.timeout_limit(head)
+            if limit is not None:
+                self.scan.times.add_limit(test, limit)
         if P.INFRA.search(head):
             self.scan.infra_count += 1
         if phase is None and kind == "failed":
@@ -835,6 +918,7 @@ def scan_lines(lines: Iterable[str], source: str) -> LogScan:
     prev: str | None = None
     lineno = 0
     own_lines: dict[str, str] = {}  # worker -> its last line of its own, as the reader finds
+    recent: deque[str] = deque(maxlen=4000)  # for the tests announced before a node-down
     for lineno, line in enumerate(lines, 1):
         line = line[:MAX_LINE]  # the same bound the byte reader keeps
         if scanner.wants_all or trigger(line):
@@ -844,11 +928,14 @@ def scan_lines(lines: Iterable[str], source: str) -> LogScan:
                 when = timestamp(own) if own is not None else None
                 if down and when is not None:
                     scanner.worker_last_seen[down.group("worker")] = when
+                if scanner.wants_starts:
+                    scanner.note_starts("".join(recent))
             scanner.feed(line, lineno, prev)
         if "[gw" in line[:80]:
             worker = strip(line)[1]
             if worker is not None:
                 own_lines[worker] = line
         prev = line
+        recent.append(line if line.endswith("\n") else line + "\n")
     scanner.scan.lines = max(scanner.scan.lines, lineno)
     return scanner.finish()
