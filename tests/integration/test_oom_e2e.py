@@ -168,7 +168,8 @@ def test_leak_across_tests_kills_pytest_itself(limited_cgroup: Path, tmp_path: P
     (tmp_path / "test_leak.py").write_text(
         "LEAK = []\n\ndef test_fine():\n    pass\n\n"
         + leaks
-        + f"\ndef test_last_straw():\n    {VICTIM}\n    while True:\n        LEAK.append(bytearray(8 * 2**20))\n"
+        + f"\ndef test_last_straw():\n    {VICTIM}\n"
+        + "    while True:\n        LEAK.append(bytearray(8 * 2**20))\n"
     )
     status, triage = _wrap_in(limited_cgroup, tmp_path, "test_leak.py")
     assert status == 137
