@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forensics.analyze.faultparse import FaultBlock, parse_fault_text
 from forensics.bundle import (
     EVENTS,
     FAULTS_DIR,
@@ -27,6 +26,7 @@ from forensics.bundle import (
     read_manifest,
     running_phase,
 )
+from forensics.faultparse import FaultBlock, parse_fault_text
 
 MAX_FAULT_BYTES = 4 * 1024 * 1024
 MAX_SYSTEM_JSON = 16 * 1024 * 1024

@@ -15,6 +15,7 @@ from typing import Any
 
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun
 from forensics.analyze.ownership import Ownership
+from forensics.analyze.sigint import d_state_reason, sigint_reasons
 from forensics.bundle import STACKS_DIR, is_real_dir, read_bundle_bytes
 from forensics.model import Evidence, Frame, Incident, Stack, is_harness_frame
 
@@ -131,13 +132,10 @@ def _apply_evidence(
                 line += f" (fix: {proc['hint']})"
         incident.evidence.append(Evidence(source="stacks/", excerpt=line))
         if proc.get("d_state"):
-            diagnosis.append(
-                f"pid {pid} is in D-state (uninterruptible sleep in {proc.get('wchan') or '?'}): "
-                "no signal, not even SIGKILL, takes effect until the kernel call returns"
-            )
+            diagnosis.append(d_state_reason(pid, proc.get("wchan") or "?", [], True))
         # Why Ctrl-C did not work matters only when Ctrl-C was what failed.
-        for reason in proc.get("sigint") or [] if signals else []:
-            if isinstance(reason, str) and reason not in diagnosis:
+        for reason in sigint_reasons(proc.get("sigint")) if signals else []:
+            if reason not in diagnosis:
                 diagnosis.append(reason)
         for name in proc.get("files") or []:
             if isinstance(name, str) and name.endswith(".evidence.json"):

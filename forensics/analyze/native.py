@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from forensics.analyze.bundle_source import BundleData
+from forensics.blame import blame_frames
 from forensics.bundle import STACKS_DIR
-from forensics.collect.cores import blame_frames
 from forensics.model import Evidence, Frame, Incident, Stack
+from forensics.owners import Owner
 
 _REARM = {"__restore_rt", "__kernel_rt_sigreturn"}
 # What a native library prints as it dies.
@@ -211,17 +212,8 @@ def _kernel_frame(line: str) -> Frame | None:
 
 def _library_text(library: str, libraries: dict[str, Any]) -> str:
     """``/path/libfoo.so (foo 1.2.3)``, or the path alone when no package owns it."""
-    owner = libraries.get(library)
-    if not isinstance(owner, dict):
-        return library
-    path = owner.get("path") if isinstance(owner.get("path"), str) else library
-    dist, version = owner.get("distribution"), owner.get("version")
-    if isinstance(dist, str):
-        text = f"{dist} {version}" if isinstance(version, str) else dist
-        if owner.get("system"):
-            text = f"system {text}"
-        return f"{path} ({text})"
-    return str(path)
+    owner = Owner.from_dict(libraries.get(library), library)
+    return library if owner is None else str(owner)
 
 
 def last_words(output: Path, offset: int, *, plain: bool = False) -> list[str]:

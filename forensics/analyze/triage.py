@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from forensics.analyze import differential
-from forensics.analyze.attribution import attribute
+from forensics.analyze.attribution import attribute, recorded_owners
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun, load_bundle
-from forensics.analyze.faultparse import FaultBlock, parse_fault_text
 from forensics.analyze.hangs import find_hangs, timeout_kill
 from forensics.analyze.logs.signatures import normalize
 from forensics.analyze.native import apply_native, native_death
@@ -28,6 +27,7 @@ from forensics.analyze.signals import (
     signal_sender,
     timeline_marks,
 )
+from forensics.faultparse import FaultBlock, parse_fault_text
 from forensics.model import (
     Evidence,
     ExpectedDeath,
@@ -112,15 +112,21 @@ class _Builder:
         self.incidents.sort(key=lambda i: (i.time is None, i.time or 0.0))
         self._mark_repeats()
         owners = {}
+        recorded = recorded_owners(data.system)
         for number, incident in enumerate(self.incidents, 1):
             incident.id = f"I{number}"
             if incident.signature is None:
                 # Keyed as `forensics analyze` keys them, so logs and bundles group together.
                 incident.signature = normalize(f"{incident.cause} {incident.test or 'unknown'}")
-            owner = attribute(incident)
+            owner = attribute(incident, recorded)
             if owner is not None:
                 name, _, version = owner.removeprefix("system ").rpartition(" ")
                 owners[name or owner] = version
+        if recorded is None and any("owner_recorded" in i.extra for i in self.incidents):
+            self.notes.append(
+                "this bundle was written before wrap recorded who installed each library: "
+                "libraries are named without their distribution"
+            )
         for sec_holder in self.incidents:
             if sec_holder.repeat_of is not None:
                 sec_holder.summary += f" (again: the same test as {sec_holder.repeat_of})"

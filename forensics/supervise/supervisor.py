@@ -37,7 +37,7 @@ from forensics.bundle import (
 from forensics.collect.proctree import children_of, descendants, state_and_name
 from forensics.collect.pyspy import configured_py_spy, ptrace_access
 from forensics.redact import Redactor
-from forensics.supervise import launch
+from forensics.supervise import launch, owners
 from forensics.supervise.deathwatch import DeathWatch
 from forensics.supervise.memory import MemoryWatch
 from forensics.supervise.procevents import ProcEvent, ProcEventListener
@@ -481,6 +481,7 @@ class Supervisor:
             self.add_finish(self.deaths.finish)
             self.add_tick(self.signals.tick)
             self.add_finish(self.signals.finish)
+            self.add_finish(owners.finish)
             if opts.hang_timeout:
                 self.stallwatch = StallWatch(self, opts.hang_timeout)
                 self.add_tick(self.stallwatch.tick)

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from forensics.analyze.faultparse import FATAL_SIGNALS
 from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs.decorations import strip, timestamp
 from forensics.analyze.logs.findings import (
@@ -32,6 +31,7 @@ from forensics.analyze.logs.findings import (
     WorkerEvent,
 )
 from forensics.analyze.logs.signatures import normalize
+from forensics.faultparse import FATAL_SIGNALS
 from forensics.model import Frame, Stack, TestCounts
 
 T = TypeVar("T")
