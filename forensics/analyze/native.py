@@ -21,6 +21,7 @@ from forensics.blame import blame_frames
 from forensics.bundle import STACKS_DIR
 from forensics.model import Evidence, Frame, Incident, Stack
 from forensics.owners import Owner
+from forensics.stackrecords import frames_from_record
 
 _REARM = {"__restore_rt", "__kernel_rt_sigreturn"}
 # What a native library prints as it dies.
@@ -101,7 +102,7 @@ def native_death(data: BundleData, pid: int, fault_text: str | None = None) -> N
     for thread in threads:
         if not isinstance(thread, dict):
             continue
-        frames = [_frame(f) for f in thread.get("frames") or [] if isinstance(f, dict)]
+        frames = frames_from_record(thread, default_name="???")
         tid = thread.get("tid")
         name = thread.get("name")
         label = f"{tid}" + (f" ({name})" if isinstance(name, str) and name else "")
@@ -187,17 +188,6 @@ def apply_native(incident: Incident, death: NativeDeath) -> None:
 
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _frame(raw: dict[str, Any]) -> Frame:
-    line = raw.get("line")
-    return Frame(
-        name=str(raw.get("name") or "???"),
-        file=_str(raw.get("file")),
-        line=line if isinstance(line, int) else None,
-        native=bool(raw.get("native")),
-        library=_str(raw.get("library")),
-    )
 
 
 _KERNEL_FAULT = re.compile(r"(?:ip|at) ([0-9a-f]+).*? in ([^\s\[]+)\[([0-9a-f]+)")

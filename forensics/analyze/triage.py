@@ -24,6 +24,7 @@ from forensics.analyze.signals import (
     SignalLog,
     apply_sender,
     handled_signals,
+    killed_by_forensics,
     signal_sender,
     timeline_marks,
 )
@@ -72,7 +73,7 @@ class _Builder:
         }
         self.sampled = _sampled_memory(data)
         self.cgroup_oom = _cgroup_oom_kills(data)
-        self.killed_by_us = _killed_by_us(data)
+        self.killed_by_us = killed_by_forensics(data)
         self.complete = isinstance(data.manifest.get("end"), (int, float))
         self.ownership = Ownership(data)
         self.output_faults = OutputFaults(data.path)
@@ -1004,15 +1005,6 @@ def _outcome(test: TestRun) -> str | None:
 
 # A death time read by the supervisor rather than stamped by the kernel comes a little late.
 _DEATH_TIME_SLACK_S = 0.25
-
-
-def _killed_by_us(data: BundleData) -> set[int]:
-    """Pids the supervisor itself sent SIGKILL (hang and timeout escalation)."""
-    pids: set[int] = set()
-    for ev in data.events:
-        if ev.get("kind") == "signal-sent" and ev.get("signal") == "SIGKILL":
-            pids.update(p for p in ev.get("pids") or [] if isinstance(p, int))
-    return pids
 
 
 def _test_at_death(owner: Owner, rec: ProcessRecord) -> TestRun | None:

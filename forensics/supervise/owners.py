@@ -29,6 +29,7 @@ from forensics.collect.nativelib import resolve_owner
 from forensics.faultparse import fatal_blocks_in, parse_fault_text
 from forensics.model import Frame
 from forensics.owners import OWNERS
+from forensics.stackrecords import frames_from_record
 
 if TYPE_CHECKING:
     from forensics.supervise.supervisor import Supervisor
@@ -77,39 +78,21 @@ def _recorded_stacks(bundle: Path) -> Iterator[list[Frame]]:
         for block in parse_fault_text(_text(path)):
             for stack in block.threads:
                 yield stack.frames
-    for path in _files(bundle / STACKS_DIR, ".evidence.json"):
-        try:
-            evidence = json.loads(_text(path) or "{}")
-        except ValueError:
-            continue
-        for raw in evidence.get("stacks") or [] if isinstance(evidence, dict) else []:
-            if isinstance(raw, dict):
-                yield [_frame(f) for f in raw.get("frames") or [] if isinstance(f, dict)]
-    # The deaths' native frames: their owners are in each record already, resolved the same way.
-    for path in _files(bundle / STACKS_DIR, ".native.json"):
-        try:
-            native = json.loads(_text(path) or "{}")
-        except ValueError:
-            continue
-        for thread in native.get("threads") or [] if isinstance(native, dict) else []:
-            if isinstance(thread, dict):
-                yield [_frame(f) for f in thread.get("frames") or [] if isinstance(f, dict)]
+    # Stall evidence, and the deaths' native frames (whose owners are in each record already,
+    # resolved the same way).
+    for suffix, key in ((".evidence.json", "stacks"), (".native.json", "threads")):
+        for path in _files(bundle / STACKS_DIR, suffix):
+            try:
+                doc = json.loads(_text(path) or "{}")
+            except ValueError:
+                continue
+            records = doc.get(key) if isinstance(doc, dict) else None
+            for raw in records if isinstance(records, list) else []:
+                if isinstance(raw, dict):
+                    yield frames_from_record(raw)
     output = bundle / OUTPUT
     if is_regular_file(output):
         with open(output, "rb") as fh:
             for _, _, block in fatal_blocks_in(fh, _MAX_BLOCKS):
                 for stack in block.threads:
                     yield stack.frames
-
-
-def _frame(raw: dict[str, Any]) -> Frame:
-    def text(key: str) -> str | None:
-        value = raw.get(key)
-        return value if isinstance(value, str) else None
-
-    return Frame(
-        name=text("name") or "?",
-        file=text("file"),
-        native=raw.get("native") is True,
-        library=text("library"),
-    )
