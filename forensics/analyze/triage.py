@@ -15,6 +15,7 @@ from typing import Any
 from forensics.analyze import differential
 from forensics.analyze.attribution import attribute, recorded_owners
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun, load_bundle
+from forensics.analyze.console import enrich_from_console
 from forensics.analyze.hangs import find_hangs, timeout_kill
 from forensics.analyze.logs.signatures import normalize
 from forensics.analyze.native import apply_native, native_death
@@ -28,6 +29,7 @@ from forensics.analyze.signals import (
     signal_sender,
     timeline_marks,
 )
+from forensics.bundle import OUTPUT
 from forensics.faultparse import FaultBlock, parse_fault_text
 from forensics.model import (
     Evidence,
@@ -107,6 +109,7 @@ class _Builder:
         self._failed_tests()
         self._attach_consequences()
         self._internal_errors()
+        self._console()
         for built in self.incidents:
             self._differential(built)
         # Numbered in the order things happened; what has no time (a run-wide error) last.
@@ -571,6 +574,17 @@ class _Builder:
             phase = f" ({incident.phase})" if incident.phase else ""
             where = f" while running {incident.test}{phase}"
         return f"{who} {how}{where}"
+
+    def _console(self) -> None:
+        """What only the console shows, on the incidents of the deaths it belongs to."""
+        console = enrich_from_console(self.incidents, self.data.output_path)
+        self.notes.extend(console.notes)
+        if console.unmatched:
+            self.notes.append(
+                f"{OUTPUT}: {len(console.unmatched)} death(s) printed on the console match no "
+                "process death of the run (an expected crash, or a process outside it): "
+                + "; ".join(f"line {e.line}: {e.what[:160]}" for e in console.unmatched[:3])
+            )
 
     def _differential(self, incident: Incident) -> None:
         """What else the incident could be, weighed from what the bundle recorded."""
