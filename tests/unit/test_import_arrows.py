@@ -76,6 +76,21 @@ def test_neutral_modules_import_only_neutral_modules() -> None:
         assert [i for i in imports if i.startswith(sides)] == [], name
 
 
+def test_collectors_and_supervisor_take_from_the_agent_only_its_shared_copy() -> None:
+    # agents.ptracer hands the supervisor the agent's own Yama functions and variable name, so
+    # both sides agree; the rest of the agent runs inside the user's processes only.
+    imported = {
+        name
+        for package in ("collect", "supervise")
+        for names in _modules(package).values()
+        for name in names
+        if name.startswith("forensics.agents")
+    }
+    shared = "forensics.agents.ptracer"
+    assert shared in imported
+    assert [n for n in imported if n != shared and not n.startswith(shared + ".")] == []
+
+
 def test_agents_import_only_what_runs_inside_the_test_process() -> None:
     banned = ("forensics.analyze", "forensics.render", "forensics.collect", "forensics.supervise")
     assert _violations(("agents",), banned) == []
