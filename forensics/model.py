@@ -60,6 +60,10 @@ class Stack:
     method: str | None = None
     # Where the process was when the stack was taken: "idle", "active", "D-state"...
     state: str | None = None
+    # The reader's facts about the thread, when it has them; ``thread`` is the label shown.
+    tid: int | None = None  # the kernel's thread id (py-spy), not faulthandler's pthread id
+    thread_name: str | None = None
+    holds_gil: bool = False
 
 
 @dataclass

@@ -2,40 +2,37 @@
 
 Native frames (py-spy) name their shared object; faulthandler gives only Python frames, where
 the innermost frame outside the test harness names the package whose native code was called.
-Either way the owning distribution and its version come from the installed packages' RECORD
-files (:mod:`forensics.collect.nativelib`).
+Either way the owning distribution and its version are what ``wrap`` recorded in
+``system/owners.json`` (:mod:`forensics.supervise.owners`): the machine reading a bundle may
+not be the one that ran the tests, so nothing is looked up here.
 """
 
 from __future__ import annotations
 
-import re
+from typing import Any
 
-from forensics.collect.nativelib import attribute_library
-from forensics.model import Frame, Incident, is_harness_frame
+from forensics.blame import suspect_frame
+from forensics.model import Incident
+from forensics.owners import OWNERS, Owner
 
-# The C runtime, the interpreter and ctypes' FFI trampoline: on every stack, never the culprit.
-_SYSTEM_LIBS = re.compile(
-    r"^(?:libc\.so|libpthread|ld-linux|libpython|libdl|libm\.so|python3|libffi)"
-)
-_SITE = re.compile(r"/(?:site|dist)-packages/")
+OWNERS_STEM = OWNERS.removesuffix(".json")
 
 
-def _suspect_frame(frames: list[Frame]) -> str | None:
-    """The innermost frame that is neither harness nor libc/libpython (innermost comes first)."""
-    for frame in frames:
-        if frame.native:
-            lib = frame.library or ""
-            if lib and not _SYSTEM_LIBS.match(lib) and not lib.startswith("_ctypes"):
-                return lib
-            continue
-        path = frame.file or ""
-        if _SITE.search(path) and not is_harness_frame(frame):
-            return path
-    return None
+def recorded_owners(system: dict[str, Any]) -> dict[str, Any] | None:
+    """The bundle's owner records by suspect, or None for a bundle from before they existed."""
+    doc = system.get(OWNERS_STEM)
+    if not isinstance(doc, dict):
+        return None
+    objects = doc.get("objects")
+    return objects if isinstance(objects, dict) else {}
 
 
-def attribute(incident: Incident) -> str | None:
-    """Set ``incident.native_library`` (and frames' libraries) from its first stack."""
+def attribute(incident: Incident, owners: dict[str, Any] | None) -> str | None:
+    """Set ``incident.native_library`` from its first stack; the owner, when one was recorded.
+
+    *owners* None (an older bundle): the object is named without its distribution and the
+    incident says why.
+    """
     if incident.cause not in ("native-crash", "hang") or not incident.stacks:
         return None
     frames = incident.stacks[0].frames
@@ -44,11 +41,16 @@ def attribute(incident: Incident) -> str | None:
     if busy and (hang.get("recursion") or any(not f.native for f in frames)):  # type: ignore[union-attr]
         # Busy in Python code: whatever native frame was on top when sampled is not the hang.
         return None
-    suspect = _suspect_frame(frames)
+    suspect = suspect_frame(frames)
     if suspect is None:
         return None
-    library = attribute_library(suspect)
-    if library is None or library.distribution is None:
+    if owners is None:
+        if incident.native_library is None:
+            incident.native_library = suspect
+            incident.extra["owner_recorded"] = False
         return None
-    incident.native_library = str(library)
-    return library.owner()
+    owner = Owner.from_dict(owners.get(suspect), suspect)
+    if owner is None or owner.distribution is None:
+        return None
+    incident.native_library = str(owner)
+    return owner.owner()

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forensics.analyze.faultparse import FaultBlock, parse_fault_text
 from forensics.bundle import (
     EVENTS,
     FAULTS_DIR,
@@ -27,6 +26,7 @@ from forensics.bundle import (
     read_manifest,
     running_phase,
 )
+from forensics.faultparse import FaultBlock, parse_fault_text
 
 MAX_FAULT_BYTES = 4 * 1024 * 1024
 MAX_SYSTEM_JSON = 16 * 1024 * 1024
@@ -120,6 +120,17 @@ class ProcessRecord:
         return self.signal is not None
 
 
+@dataclass(frozen=True)
+class SentSignal:
+    """A signal the supervisor itself sent (escalation, Ctrl-C forwarding, clean-up)."""
+
+    signal: str
+    pids: tuple[int, ...]
+    pgid: int | None
+    t: float | None
+    reason: str | None
+
+
 @dataclass
 class BundleData:
     path: Path
@@ -130,6 +141,7 @@ class BundleData:
     output_path: Path | None
     notes: list[str]
     system: dict[str, Any] = field(default_factory=dict)
+    sent_signals: list[SentSignal] = field(default_factory=list)
 
 
 def _int(value: Any) -> int | None:
@@ -240,6 +252,17 @@ def load_bundle(path: Path) -> BundleData:
         output_path=output if is_regular_file(output) else None,
         notes=notes,
         system=system,
+        sent_signals=[
+            SentSignal(
+                ev["signal"],
+                tuple(p for p in ev.get("pids") or [] if _int(p) is not None),
+                _int(ev.get("pgid")),
+                _float(ev.get("t")),
+                _str(ev.get("reason")),
+            )
+            for ev in events
+            if ev.get("kind") == "signal-sent" and isinstance(ev.get("signal"), str)
+        ],
     )
 
 

@@ -15,8 +15,10 @@ from typing import Any
 
 from forensics.analyze.bundle_source import BundleData, ProcessRecord, TestRun
 from forensics.analyze.ownership import Ownership
+from forensics.analyze.sigint import d_state_reason, sigint_reasons
 from forensics.bundle import STACKS_DIR, is_real_dir, read_bundle_bytes
 from forensics.model import Evidence, Frame, Incident, Stack, is_harness_frame
+from forensics.stackrecords import stack_from_record
 
 # A Python function this many times on one stack is a runaway recursion, not a deep call.
 RECURSION_DEPTH = 20
@@ -46,31 +48,8 @@ def _stacks_from_file(bundle: Path, name: str) -> list[Stack]:
         data = json.loads(raw.decode("utf-8", "replace"))
     except (OSError, ValueError):
         return []
-    stacks = []
-    for raw in data.get("stacks") or [] if isinstance(data, dict) else []:
-        if not isinstance(raw, dict):
-            continue
-        frames = [
-            Frame(
-                name=str(f.get("name") or "?"),
-                file=f.get("file") if isinstance(f.get("file"), str) else None,
-                line=f.get("line") if isinstance(f.get("line"), int) else None,
-                native=bool(f.get("native")),
-                library=f.get("library") if isinstance(f.get("library"), str) else None,
-            )
-            for f in raw.get("frames") or []
-            if isinstance(f, dict)
-        ]
-        stacks.append(
-            Stack(
-                pid=raw.get("pid") if isinstance(raw.get("pid"), int) else None,
-                thread=str(raw.get("thread") or "?"),
-                frames=frames,
-                method=raw.get("method") if isinstance(raw.get("method"), str) else None,
-                state=raw.get("state") if isinstance(raw.get("state"), str) else None,
-            )
-        )
-    return stacks
+    records = data.get("stacks") if isinstance(data, dict) else None
+    return [stack_from_record(r) for r in records or [] if isinstance(r, dict)]
 
 
 def _evidence_after(data: BundleData, index: int, pid: int | None) -> dict[str, Any] | None:
@@ -131,13 +110,10 @@ def _apply_evidence(
                 line += f" (fix: {proc['hint']})"
         incident.evidence.append(Evidence(source="stacks/", excerpt=line))
         if proc.get("d_state"):
-            diagnosis.append(
-                f"pid {pid} is in D-state (uninterruptible sleep in {proc.get('wchan') or '?'}): "
-                "no signal, not even SIGKILL, takes effect until the kernel call returns"
-            )
+            diagnosis.append(d_state_reason(pid, proc.get("wchan") or "?", [], True))
         # Why Ctrl-C did not work matters only when Ctrl-C was what failed.
-        for reason in proc.get("sigint") or [] if signals else []:
-            if isinstance(reason, str) and reason not in diagnosis:
+        for reason in sigint_reasons(proc.get("sigint")) if signals else []:
+            if reason not in diagnosis:
                 diagnosis.append(reason)
         for name in proc.get("files") or []:
             if isinstance(name, str) and name.endswith(".evidence.json"):

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from forensics.analyze.bundle_source import BundleData
+from forensics.blame import blame_frames
 from forensics.bundle import STACKS_DIR
-from forensics.collect.cores import blame_frames
 from forensics.model import Evidence, Frame, Incident, Stack
+from forensics.owners import Owner
+from forensics.stackrecords import frames_from_record
 
 _REARM = {"__restore_rt", "__kernel_rt_sigreturn"}
 # What a native library prints as it dies.
@@ -100,7 +102,7 @@ def native_death(data: BundleData, pid: int, fault_text: str | None = None) -> N
     for thread in threads:
         if not isinstance(thread, dict):
             continue
-        frames = [_frame(f) for f in thread.get("frames") or [] if isinstance(f, dict)]
+        frames = frames_from_record(thread, default_name="???")
         tid = thread.get("tid")
         name = thread.get("name")
         label = f"{tid}" + (f" ({name})" if isinstance(name, str) and name else "")
@@ -188,17 +190,6 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _frame(raw: dict[str, Any]) -> Frame:
-    line = raw.get("line")
-    return Frame(
-        name=str(raw.get("name") or "???"),
-        file=_str(raw.get("file")),
-        line=line if isinstance(line, int) else None,
-        native=bool(raw.get("native")),
-        library=_str(raw.get("library")),
-    )
-
-
 _KERNEL_FAULT = re.compile(r"(?:ip|at) ([0-9a-f]+).*? in ([^\s\[]+)\[([0-9a-f]+)")
 
 
@@ -211,17 +202,8 @@ def _kernel_frame(line: str) -> Frame | None:
 
 def _library_text(library: str, libraries: dict[str, Any]) -> str:
     """``/path/libfoo.so (foo 1.2.3)``, or the path alone when no package owns it."""
-    owner = libraries.get(library)
-    if not isinstance(owner, dict):
-        return library
-    path = owner.get("path") if isinstance(owner.get("path"), str) else library
-    dist, version = owner.get("distribution"), owner.get("version")
-    if isinstance(dist, str):
-        text = f"{dist} {version}" if isinstance(version, str) else dist
-        if owner.get("system"):
-            text = f"system {text}"
-        return f"{path} ({text})"
-    return str(path)
+    owner = Owner.from_dict(libraries.get(library), library)
+    return library if owner is None else str(owner)
 
 
 def last_words(output: Path, offset: int, *, plain: bool = False) -> list[str]:

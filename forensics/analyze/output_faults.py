@@ -14,13 +14,9 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from forensics.analyze.faultparse import FaultBlock, parse_fault_text
 from forensics.bundle import OUTPUT, OUTPUT_INDEX, read_jsonl
+from forensics.faultparse import FaultBlock, fatal_blocks_in
 
-_MARK = b"Fatal Python error: "
-_CHUNK = 1 << 20
-# A faulthandler report of every thread is a few KiB; cap what one block may claim.
-_BLOCK_BYTES = 64 * 1024
 _MAX_BLOCKS = 1000
 # How far a block's time may be from the death it is matched to: the index is sparse (0.2 s)
 # and a dying child's stderr reaches the terminal through its parent's pipes.
@@ -82,30 +78,8 @@ class OutputFaults:
         offsets = [o for o, _ in index]
         found: list[DatedBlock] = []
         with open(path, "rb") as fh:
-            base, lines_before, tail = 0, 0, b""
-            while len(found) < _MAX_BLOCKS:
-                chunk = fh.read(_CHUNK)
-                if not chunk:
-                    break
-                data = tail + chunk
-                start = 0
-                while (at := data.find(_MARK, start)) != -1:
-                    offset = base + at
-                    fh_pos = fh.tell()
-                    fh.seek(offset)
-                    text = fh.read(_BLOCK_BYTES).decode("utf-8", "replace")
-                    fh.seek(fh_pos)
-                    nxt = text.find(_MARK.decode(), len(_MARK))
-                    parsed = parse_fault_text(text[: nxt if nxt > 0 else None])
-                    line = lines_before + data.count(b"\n", 0, at) + 1
-                    if parsed and parsed[0].fatal:
-                        where = bisect.bisect_left(offsets, offset + 1)
-                        when = index[where][1] if where < len(index) else None
-                        found.append(DatedBlock(parsed[0], offset, line, when))
-                    start = at + len(_MARK)
-                # Keep a partial marker at the chunk's end for the next round.
-                keep = len(_MARK) - 1
-                lines_before += data.count(b"\n", 0, len(data) - keep)
-                base += len(data) - keep
-                tail = data[len(data) - keep :]
+            for offset, line, block in fatal_blocks_in(fh, _MAX_BLOCKS):
+                where = bisect.bisect_left(offsets, offset + 1)
+                when = index[where][1] if where < len(index) else None
+                found.append(DatedBlock(block, offset, line, when))
         return found

@@ -230,24 +230,22 @@ def _inferred(
             signal, pid, "oom-killer", "the kernel's OOM killer", source="kernel log"
         )
     died = victim.end if victim is not None else None
-    for ev in data.events:
-        if ev.get("kind") != "signal-sent" or ev.get("signal") != signal:
+    for sent in data.sent_signals:
+        if sent.signal != signal:
             continue
-        t = ev.get("t")
-        if died is not None and isinstance(t, (int, float)) and t > died + _SLACK_S:
+        if died is not None and sent.t is not None and sent.t > died + _SLACK_S:
             continue
-        pids = ev.get("pids")
-        targeted = (isinstance(pids, list) and pid in pids) or (
-            isinstance(ev.get("pgid"), int) and victim is not None and _in_group(data, victim)
+        targeted = pid in sent.pids or (
+            sent.pgid is not None and victim is not None and _in_group(data, victim)
         )
         if targeted:
-            reason = _reason_words(ev.get("reason"))
+            reason = _reason_words(sent.reason)
             return SenderFacts(
                 signal,
                 pid,
                 "forensics",
                 f"{signal} from forensics' {reason}",
-                time=float(t) if isinstance(t, (int, float)) else None,
+                time=sent.t,
                 source="events.jsonl",
             )
     if victim is not None and victim.role == "worker" and victim.open_test is None:
@@ -266,6 +264,11 @@ def _inferred(
                 source="xdist",
             )
     return None
+
+
+def killed_by_forensics(data: BundleData) -> set[int]:
+    """Pids the supervisor itself sent SIGKILL (hang and timeout escalation)."""
+    return {p for sent in data.sent_signals if sent.signal == "SIGKILL" for p in sent.pids}
 
 
 def _oom_killed(data: BundleData, pid: int) -> bool:

@@ -17,26 +17,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from forensics.owners import Owner
+
 _SHARED_OBJECT = re.compile(r"\.so(?:\.\d+)*$|\.abi3\.so$|\.cpython-[^/]*\.so$")
 _MAPS_LINE = re.compile(r"^([0-9a-fA-F]+)-([0-9a-fA-F]+)\s+\S+\s+[0-9a-fA-F]+\s+\S+\s+\d+\s*(.*)$")
-
-
-@dataclass(frozen=True)
-class NativeLibrary:
-    path: str
-    # The Python distribution that installed the object, or the system package's source name.
-    distribution: str | None
-    version: str | None
-    system: bool = False
-
-    def owner(self) -> str:
-        """``robin-sparkless 0.11.0`` or ``system glibc 2.36``: whom to file the bug against."""
-        name = self.distribution or "unknown"
-        text = f"{name} {self.version}" if self.version else name
-        return f"system {text}" if self.system else text
-
-    def __str__(self) -> str:
-        return f"{self.path} ({self.owner()})"
 
 
 @dataclass(frozen=True)
@@ -86,7 +70,7 @@ def _index() -> _Index:
 
 
 @cache
-def _dpkg_owner(path: str) -> NativeLibrary | None:
+def _dpkg_owner(path: str) -> Owner | None:
     """The Debian package (by source name, e.g. glibc for libc6) that installed ``path``."""
     dpkg = shutil.which("dpkg")
     query = shutil.which("dpkg-query")
@@ -121,10 +105,10 @@ def _dpkg_owner(path: str) -> NativeLibrary | None:
     source = fields[0].strip() if fields and fields[0].strip() else package.split(":")[0]
     version = fields[1].strip() if len(fields) > 1 and fields[1].strip() else None
     shown = path if os.path.isabs(path) else file_path
-    return NativeLibrary(shown, source, version, system=True)
+    return Owner(shown, source, version, system=True)
 
 
-def attribute_library(path_or_soname: str) -> NativeLibrary | None:
+def attribute_library(path_or_soname: str) -> Owner | None:
     """The distribution (and version) that installed a shared object, or its system package."""
     if not path_or_soname:
         return None
@@ -137,14 +121,28 @@ def attribute_library(path_or_soname: str) -> NativeLibrary | None:
             or index.by_dir.get(os.path.dirname(real))
         )
         if owner is not None:
-            return NativeLibrary(path_or_soname, owner.name, owner.version)
+            return Owner(path_or_soname, owner.name, owner.version)
     else:
         candidates = index.by_name.get(os.path.basename(path_or_soname), [])
         owners = {owner for _, owner in candidates}
         if len(owners) == 1:
             path, owner = candidates[0]
-            return NativeLibrary(path, owner.name, owner.version)
+            return Owner(path, owner.name, owner.version)
     return _dpkg_owner(path_or_soname)
+
+
+def resolve_owner(path: str) -> Owner:
+    """The owner of a shared object or installed file, as the bundle records it (the owner's
+    distribution is None when nothing claims it)."""
+    # dpkg knows /lib/... while the maps say /usr/lib/... (merged /usr): then by name.
+    found = attribute_library(path) or (
+        attribute_library(os.path.basename(path)) if os.path.isabs(path) else None
+    )
+    if found is None:
+        return Owner(path, None, None)
+    if os.path.isabs(path):
+        return Owner(path, found.distribution, found.version, found.system)
+    return found
 
 
 def parse_maps(maps_text: str) -> list[tuple[int, int, str]]:

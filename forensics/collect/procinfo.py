@@ -394,77 +394,35 @@ def read_proc(pid: int) -> ProcInfo:
     return info
 
 
-# --- Ctrl-C diagnosis -----------------------------------------------------------------------
+# --- Ctrl-C facts ---------------------------------------------------------------------------
 
 
-def sigint_diagnosis(info: ProcInfo) -> list[str]:
-    """Plain-English reasons why *info*'s process would not react to SIGINT (may be empty)."""
-    pid = info.pid
+def sigint_facts(info: ProcInfo) -> dict[str, Any]:
+    """What decides whether *info*'s process reacts to SIGINT, as facts (the analyzer words them:
+    :mod:`forensics.analyze.sigint`)."""
     if not info.exists:
-        return [f"pid {pid} no longer exists"]
-    reasons: list[str] = []
+        return {"pid": info.pid, "exists": False}
     sig = info.signals
-    if info.state == "Z":
-        reasons.append(f"pid {pid} has already exited (zombie): its parent has not reaped it")
-        return reasons
-    if info.state in ("T", "t"):
-        reasons.append(
-            f"pid {pid} is stopped ({info.state_meaning}): signals other than SIGKILL wait "
-            "until it gets SIGCONT"
-        )
-    d_threads = [t for t in info.threads if t.state == "D"]
-    if info.d_state:
-        where = info.wchan or next((t.wchan for t in d_threads if t.wchan), None)
-        place = f" in {where}" if where else ""
-        who = (
-            f"pid {pid}"
-            if info.state == "D"
-            else (
-                f"pid {pid} (thread{'s' if len(d_threads) > 1 else ''} "
-                f"{', '.join(str(t.tid) for t in d_threads)})"
-            )
-        )
-        reasons.append(
-            f"{who} is in D-state (uninterruptible sleep{place}): no signal, not even SIGKILL, "
-            "takes effect until the kernel call returns"
-        )
-    if "SIGINT" in sig.ignored:
-        reasons.append(f"SIGINT is ignored (SIG_IGN) in pid {pid}")
     live = [t for t in info.threads if t.state not in ("Z", "X")] or info.threads
-    blocked_in = [t for t in live if "SIGINT" in t.blocked]
-    for thread in live:
-        if "SIGINT" in thread.pending and "SIGINT" in thread.blocked:
-            reasons.append(f"SIGINT is blocked in thread {thread.tid} and pending")
-    shared = "SIGINT" in sig.shared_pending
-    if live and len(blocked_in) == len(live):
-        if shared:
-            reasons.append(
-                f"SIGINT is pending for pid {pid} and blocked in every thread "
-                f"({', '.join(str(t.tid) for t in live)}): it is delivered only once a thread "
-                "unblocks it"
-            )
-        elif not any("SIGINT" in t.pending for t in live):
-            reasons.append(f"SIGINT is blocked in every thread of pid {pid}")
-    elif shared:
-        reasons.append(f"SIGINT is pending for pid {pid} but not yet delivered")
-    for pipe in info.full_pipes:
-        if pipe.kind == "pipe" and pipe.self_pipe and pipe.mode in ("w", "rw"):
-            reasons.append(
-                f"the signal wakeup pipe fd {pipe.fd} of pid {pid} is full "
-                f"({pipe.queued}/{pipe.capacity} bytes): the C signal handler's write fails "
-                "with EAGAIN, so an event loop waiting on that fd (trio, asyncio) is never "
-                "woken to run the Python handler"
-            )
-        elif pipe.kind == "socket" and pipe.mode in ("w", "rw"):
-            reasons.append(
-                f"the Unix socket fd {pipe.fd} of pid {pid} cannot be written (its peer holds "
-                "unread data): if it is the signal wakeup fd (asyncio uses a socketpair), the C "
-                "signal handler's write fails with EAGAIN and the event loop is never woken"
-            )
-    if not reasons and "SIGINT" in sig.caught:
-        reasons.append(
-            f"pid {pid} has a SIGINT handler installed; Python runs it only in the main thread "
-            "between bytecodes, so a main thread blocked in native code (see its stack) or a "
-            "handler that swallows KeyboardInterrupt keeps it running"
-        )
-    return reasons
+    d_threads = [t for t in info.threads if t.state == "D"]
+    return {
+        "pid": info.pid,
+        "exists": True,
+        "state": info.state,
+        "state_meaning": info.state_meaning,
+        "d_state": info.d_state,
+        "d_threads": [t.tid for t in d_threads],
+        "wchan": info.wchan or next((t.wchan for t in d_threads if t.wchan), None),
+        "ignored": "SIGINT" in sig.ignored,
+        "caught": "SIGINT" in sig.caught,
+        "live_threads": [t.tid for t in live],
+        "blocked_threads": [t.tid for t in live if "SIGINT" in t.blocked],
+        "pending_threads": [t.tid for t in live if "SIGINT" in t.pending],
+        "shared_pending": "SIGINT" in sig.shared_pending,
+        # A full signal wakeup channel: the C handler's write fails, the event loop never wakes.
+        "full_wakeup": [
+            {"fd": p.fd, "kind": p.kind, "queued": p.queued, "capacity": p.capacity}
+            for p in info.full_pipes
+            if p.mode in ("w", "rw") and (p.kind == "socket" or (p.kind == "pipe" and p.self_pipe))
+        ],
+    }

@@ -166,7 +166,16 @@ def _stack(thread: dict[str, Any], pid: int) -> Stack:
     # py-spy's idle/active is a guess from the top frame; the collector replaces it with the
     # kernel's state of the thread where /proc has it.
     label = f"{tid} {name}".strip() + (" (gil)" if gil else "")
-    return Stack(pid=pid, thread=label, frames=frames, method="py-spy", state=activity)
+    return Stack(
+        pid=pid,
+        thread=label,
+        frames=frames,
+        method="py-spy",
+        state=activity,
+        tid=tid if isinstance(tid, int) and not isinstance(tid, bool) else None,
+        thread_name=name if isinstance(name, str) and name else None,
+        holds_gil=gil,
+    )
 
 
 def classify_failure(stderr: str, pid: int) -> tuple[str, str]:
@@ -257,11 +266,9 @@ def render_text(pid: int, stacks: list[Stack]) -> str:
         cmd = "?"
     lines = [f"Process {pid}: {cmd}", "(rendered by forensics from py-spy dump --json)", ""]
     for stack in stacks:
-        tid, _, name = stack.thread.partition(" ")
-        gil = name.endswith("(gil)")
-        name = name.removesuffix("(gil)").strip()
-        status = (stack.state or "?") + ("+gil" if gil else "")
-        lines.append(f'Thread {tid} ({status}): "{name}"')
+        status = (stack.state or "?") + ("+gil" if stack.holds_gil else "")
+        tid = stack.tid if stack.tid is not None else "?"
+        lines.append(f'Thread {tid} ({status}): "{stack.thread_name or ""}"')
         for frame in stack.frames:
             if frame.native:
                 where = frame.library or "?"

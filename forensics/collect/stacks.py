@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forensics.analyze.faultparse import parse_fault_text
-from forensics.collect.procinfo import ProcInfo, read_proc, sigint_diagnosis
+from forensics.collect.procinfo import ProcInfo, read_proc, sigint_facts
 from forensics.collect.proctree import descendants
 from forensics.collect.pyspy import PySpyResult, dump_pyspy
+from forensics.faultparse import parse_fault_text
 from forensics.model import Stack
 
 _EXCL_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -37,7 +37,7 @@ class PidEvidence:
     why: str | None  # why that method: the py-spy failure that led to the fallback, etc.
     stacks: list[Stack] = field(default_factory=list)
     procinfo: ProcInfo | None = None
-    sigint: list[str] = field(default_factory=list)  # sigint_diagnosis(procinfo)
+    sigint: dict[str, Any] = field(default_factory=dict)  # sigint_facts(procinfo)
     error: str | None = None  # what failed, when no stacks could be taken
     hint: str | None = None  # how to fix it
     files: list[str] = field(default_factory=list)  # names written into out_dir
@@ -135,9 +135,9 @@ _THREAD_STATES = {"R": "running", "S": "sleeping", "D": "D-state", "T": "stopped
 def _mark_thread_states(stacks: list[Stack], info: ProcInfo | None) -> None:
     if info is None:
         return
-    states = {str(t.tid): t.state for t in info.threads}
+    states = {t.tid: t.state for t in info.threads}
     for stack in stacks:
-        state = states.get(stack.thread.partition(" ")[0])
+        state = states.get(stack.tid) if stack.tid is not None else None
         if state in _THREAD_STATES:
             stack.state = _THREAD_STATES[state]
 
@@ -176,8 +176,8 @@ def _collect_into(
     stem = _stem(out_dir, pid)
     info = read_proc(pid)
     ev.procinfo = info
-    ev.sigint = sigint_diagnosis(info)
-    proc_doc = {**info.to_dict(), "sigint_diagnosis": ev.sigint}
+    ev.sigint = sigint_facts(info)
+    proc_doc = {**info.to_dict(), "sigint": ev.sigint}
     ev.files.append(_write_new(out_dir, f"{stem}.proc.json", json.dumps(proc_doc, indent=1)) or "")
     if not info.exists:
         ev.error, ev.hint = "process exited before collection", None

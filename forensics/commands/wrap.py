@@ -22,7 +22,8 @@ from forensics.bundle import BundleError, create_bundle_dir
 from forensics.commands.limits import limit_options, run_limits
 from forensics.commands.output import write_file
 from forensics.errors import ForensicsError
-from forensics.supervise.supervisor import CommandNotRunnable, Supervisor, WrapOptions
+from forensics.supervise.run_state import WrapOptions
+from forensics.supervise.supervisor import CommandNotRunnable, Supervisor
 
 
 def _default_bundle() -> Path:

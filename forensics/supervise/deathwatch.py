@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from forensics.blame import blame_frames
 from forensics.bundle import OUTPUT, STACKS_DIR, write_json_atomic
 from forensics.collect.cores import (
     DEFAULT_CORE_CAP,
@@ -29,7 +30,6 @@ from forensics.collect.cores import (
     CorePattern,
     CoreStacks,
     apport_core,
-    blame_frames,
     coredumpctl_core,
     find_core,
     read_core,
@@ -37,7 +37,7 @@ from forensics.collect.cores import (
     read_core_pattern,
 )
 from forensics.collect.kernlog import KernelLine, KernelLog
-from forensics.collect.nativelib import attribute_library
+from forensics.collect.nativelib import resolve_owner
 
 if TYPE_CHECKING:
     from forensics.supervise.supervisor import Supervisor
@@ -409,17 +409,4 @@ def _kernel_libraries(lines: list[str]) -> list[str]:
 
 
 def _owner(path: str) -> dict[str, Any]:
-    # dpkg knows /lib/... while the maps say /usr/lib/... (merged /usr): then by name.
-    found = attribute_library(path) or (
-        attribute_library(os.path.basename(path)) if os.path.isabs(path) else None
-    )
-    if found is not None and os.path.isabs(path):
-        found = type(found)(path, found.distribution, found.version, found.system)
-    if found is None:
-        return {"path": path, "distribution": None, "version": None, "system": False}
-    return {
-        "path": found.path,
-        "distribution": found.distribution,
-        "version": found.version,
-        "system": found.system,
-    }
+    return resolve_owner(path).to_dict()

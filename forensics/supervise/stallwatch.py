@@ -26,6 +26,7 @@ from forensics.collect.pyspy import configured_py_spy
 from forensics.collect.stacks import EvidenceSet, collect_evidence
 
 if TYPE_CHECKING:
+    from forensics.supervise.run_state import RunState
     from forensics.supervise.supervisor import Supervisor
 
 SCAN_S = 0.5
@@ -197,7 +198,7 @@ class StallWatch:
 
 
 def take_evidence(
-    sup: Supervisor, pids: list[int], reason: str, *, native: bool = True, timeout: float = 10.0
+    sup: RunState, pids: list[int], reason: str, *, native: bool = True, timeout: float = 10.0
 ) -> EvidenceSet:
     """Stacks and /proc facts of *pids* and their descendants, journalled as one event."""
     py_spy = configured_py_spy()
@@ -242,9 +243,7 @@ def take_evidence(
     return evidence
 
 
-def end_processes(
-    sup: Supervisor, pids: list[int], reason: str, grace: float = TERM_GRACE_S
-) -> None:
+def end_processes(sup: RunState, pids: list[int], reason: str, grace: float = TERM_GRACE_S) -> None:
     """SIGTERM, a grace period, then SIGKILL: children before parents get the same deadline.
 
     Waits by looking, never by waitpid: the supervisor's loop alone reaps its children, and
@@ -267,7 +266,7 @@ def _wait_gone(pids: list[int], timeout: float) -> list[int]:
         time.sleep(0.05)
 
 
-def _send(sup: Supervisor, pids: list[int], sig: signal.Signals, reason: str) -> None:
+def _send(sup: RunState, pids: list[int], sig: signal.Signals, reason: str) -> None:
     sent = []
     for pid in pids:
         try:

@@ -8,67 +8,39 @@ command's output, forwards and escalates signals, and at the end reaps what the 
 from __future__ import annotations
 
 import os
-import platform
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import psutil
 
-from forensics import __version__
 from forensics.bundle import (
-    BUNDLE_SCHEMA,
-    EVENTS,
     MANIFEST,
     OUTPUT,
     OUTPUT_INDEX,
-    JsonlWriter,
     open_append,
     write_json_atomic,
 )
-from forensics.collect.proctree import children_of, descendants, state_and_name
 from forensics.collect.pyspy import configured_py_spy, ptrace_access
-from forensics.redact import Redactor
-from forensics.supervise import launch
+from forensics.supervise import launch, owners
 from forensics.supervise.deathwatch import DeathWatch
+from forensics.supervise.escalation import Escalation
+from forensics.supervise.manifest import run_manifest
 from forensics.supervise.memory import MemoryWatch
-from forensics.supervise.procevents import ProcEvent, ProcEventListener
+from forensics.supervise.processbook import signal_name
+from forensics.supervise.procevents import ProcEventListener
 from forensics.supervise.signalwatch import SignalWatch
-from forensics.supervise.stallwatch import StallWatch, end_processes, take_evidence
+from forensics.supervise.stallwatch import StallWatch
 
 TICK_S = 0.1
 TREE_SCAN_S = 0.5
-# After the first forwarded SIGINT/SIGTERM: how long the command gets to exit by itself.
-DEFAULT_INTERRUPT_GRACE_S = 10.0
-TERM_GRACE_S = 5.0
 
 
 # How often output.log's size is noted with the time (at most; only while output flows).
 OUTPUT_INDEX_EVERY_S = 0.2
-
-
-def _epoch(event: ProcEvent) -> float | None:
-    """The kernel's time of a process event as epoch seconds (the journal's own clock)."""
-    if not event.timestamp_ns:
-        return None
-    return round(time.time() - (time.monotonic_ns() - event.timestamp_ns) / 1e9, 6)
-
-
-def signal_name(number: int | None) -> str | None:
-    if number is None:
-        return None
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"SIG{number}"
 
 
 class CommandNotRunnable(Exception):
@@ -77,224 +49,8 @@ class CommandNotRunnable(Exception):
         self.status = status
 
 
-@dataclass
-class WrapOptions:
-    argv: list[str]
-    bundle: Path
-    hang_timeout: float | None = None
-    timeout: float | None = None
-    interrupt_grace: float = DEFAULT_INTERRUPT_GRACE_S
-    foreground: bool = False
-    keep_cores: bool = False
-
-
-@dataclass
-class _Proc:
-    pid: int
-    ppid: int | None
-    argv: list[str]
-
-
-class Supervisor:
-    def __init__(self, options: WrapOptions) -> None:
-        self.options = options
-        self.bundle = options.bundle
-        self.run_id = uuid.uuid4().hex[:16]
-        self.events = JsonlWriter(self.bundle / EVENTS)
-        self.redactor = Redactor.from_environ(os.environ)
-        self.child: subprocess.Popen[bytes] | None = None
-        self.watchdog: subprocess.Popen[bytes] | None = None
-        self.listener: ProcEventListener | None = None
-        self.procs: dict[int, _Proc] = {}
-        self._procs_lock = threading.Lock()
-        self._interrupts = 0
-        self._escalate_at: float | None = None
-        self._escalation_step = 0
-        self._escalate_kill = False
-        # Filled by the signal handler, journalled by the main loop.
-        self._signals_received: list[int] = []
-        self._signals_forwarded: list[int] = []
-        self._early_signals: list[int] = []
-        self._terminal_given = False
-        self._connector_child_status: int | None = None
-        self._escalate_reason = "interrupt"
-        self.stallwatch: StallWatch | None = None
-        self._child_status: int | None = None
-        self._tee_threads: list[threading.Thread] = []
-        self._output_fd: int | None = None
-        self._output_index_fd: int | None = None
-        self._output_indexed = 0.0
-        self.start_time = time.time()
-        self.ended_by: str | None = None
-        self._on_tick: list[Callable[[Supervisor], None]] = []
-        self._on_finish: list[Callable[[Supervisor], None]] = []
-        # (pid, signal number or None, core dumped or None), from the thread that saw the exit.
-        self._on_exit: list[Callable[[int, int | None, bool | None], None]] = []
-        self.memory: MemoryWatch | None = None
-        self.signals: SignalWatch | None = None
-        self.deaths: DeathWatch | None = None
-        # A SIGKILL death may be the OOM killer's: its kernel report is then worth waiting for.
-        self.saw_sigkill = False
-        self._command_exit_seen = threading.Event()
-
-    # --- journal -----------------------------------------------------------------------------
-
-    def event(self, kind: str, **fields: Any) -> None:
-        self.events.write({"t": time.time(), "kind": kind, **fields})
-
-    def add_tick(self, callback: Callable[[Supervisor], None]) -> None:
-        self._on_tick.append(callback)
-
-    def add_finish(self, callback: Callable[[Supervisor], None]) -> None:
-        self._on_finish.append(callback)
-
-    def add_exit(self, callback: Callable[[int, int | None, bool | None], None]) -> None:
-        self._on_exit.append(callback)
-
-    def _exited(self, pid: int, signum: int | None, core_dumped: bool | None) -> None:
-        for callback in self._on_exit:
-            try:
-                callback(pid, signum, core_dumped)
-            except Exception:  # a collector's bug must not lose the exit record
-                pass
-
-    def _manifest(self, **end: Any) -> dict[str, Any]:
-        return {
-            "schema": BUNDLE_SCHEMA,
-            "run_id": self.run_id,
-            "supervisor_pid": os.getpid(),
-            "command": self.redactor.argv(self.options.argv),
-            "cwd": os.getcwd(),
-            "start": self.start_time,
-            "end": end.get("end"),
-            "exit_status": end.get("exit_status"),
-            "ended_by": end.get("ended_by"),
-            "options": {
-                "hang_timeout": self.options.hang_timeout,
-                "timeout": self.options.timeout,
-                "interrupt_grace": self.options.interrupt_grace,
-            },
-            "host": _host_facts(),
-            "tools": _tool_versions(),
-            "environment": self.redactor.env(dict(os.environ)),
-        }
-
-    # --- process tree ------------------------------------------------------------------------
-
-    def _note_process(
-        self, pid: int, ppid: int | None, argv: list[str], source: str, at: float | None = None
-    ) -> None:
-        with self._procs_lock:
-            if pid in self.procs:
-                return
-            self.procs[pid] = _Proc(pid, ppid, argv)
-        fields: dict[str, Any] = {"at": at} if at is not None else {}
-        self.event(
-            "proc-start", pid=pid, ppid=ppid, argv=self.redactor.argv(argv), source=source, **fields
-        )
-
-    def _on_proc_event(self, event: ProcEvent) -> None:
-        if event.kind in ("fork", "exec"):
-            argv = _cmdline(event.pid)
-            if event.kind == "exec":
-                with self._procs_lock:
-                    known = self.procs.get(event.pid)
-                if known is not None:
-                    known.argv = argv
-                    self.event("proc-exec", pid=event.pid, argv=self.redactor.argv(argv))
-                    return
-            self._note_process(event.pid, event.ppid, argv, "connector", _epoch(event))
-            return
-        self.event(
-            "proc-exit",
-            pid=event.pid,
-            exit_code=event.exit_code,
-            signal=signal_name(event.signal),
-            core_dumped=event.core_dumped,
-            source="connector",
-            at=_epoch(event),
-        )
-        if event.signal == signal.SIGKILL:
-            self.saw_sigkill = True
-        self._exited(event.pid, event.signal, event.core_dumped)
-        if self.child is not None and event.pid == self.child.pid:
-            if event.signal is not None:
-                self._connector_child_status = -event.signal
-            else:
-                self._connector_child_status = event.exit_code
-            self._command_exit_seen.set()
-
-    def run_pids(self) -> list[int]:
-        """Live processes of the run: the command, its descendants and adopted orphans."""
-        excluded = {os.getpid()}
-        if self.watchdog is not None:
-            excluded.add(self.watchdog.pid)
-        cgroup = self.memory.cgroup if self.memory is not None else None
-        try:
-            # The cgroup also holds processes that double-forked out of our tree.
-            candidates = cgroup.pids() if cgroup is not None else descendants([os.getpid()])
-        except OSError:
-            candidates = descendants([os.getpid()])
-        found: list[int] = []
-        for pid in candidates:
-            facts = state_and_name(pid) if pid not in excluded else None
-            # Zombies are dead already; py-spy is one of our collectors, not the run.
-            if facts is not None and facts[0] != "Z" and facts[1] != "py-spy":
-                found.append(pid)
-        return found
-
-    def _scan_tree(self) -> None:
-        for pid in self.run_pids():
-            if pid in self.procs:
-                continue
-            try:
-                proc = psutil.Process(pid)
-                self._note_process(pid, proc.ppid(), proc.cmdline(), "tree")
-            except psutil.Error:
-                continue
-
-    def _reap(self) -> None:
-        """Collect exit statuses of our own children: the command and adopted orphans.
-
-        Not ``waitpid(-1)``: py-spy runs as our child too, and its status belongs to the
-        collector thread that waits for it.
-        """
-        assert self.child is not None
-        for pid in children_of(os.getpid()):
-            facts = state_and_name(pid)
-            if facts is None or facts[0] != "Z" or facts[1] == "py-spy":
-                continue
-            try:
-                reaped, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                continue
-            if reaped == 0:
-                continue
-            code = os.waitstatus_to_exitcode(status)
-            if self.watchdog is not None and pid == self.watchdog.pid:
-                self.watchdog.returncode = code
-                continue
-            self._record_exit(pid, code, "reaped")
-
-    def _record_exit(self, pid: int, code: int, source: str) -> None:
-        assert self.child is not None
-        if code == -signal.SIGKILL:
-            self.saw_sigkill = True
-        if pid == self.child.pid:
-            self._child_status = code
-            self.child.returncode = code
-        if self.listener is None:
-            self._exited(pid, -code if code < 0 else None, None)
-        if self.listener is None or pid == self.child.pid:
-            self.event(
-                "proc-exit",
-                pid=pid,
-                exit_code=code if code >= 0 else None,
-                signal=signal_name(-code) if code < 0 else None,
-                source=source,
-            )
-
-    # --- output ------------------------------------------------------------------------------
+class Supervisor(Escalation):
+    """Runs the command and puts the parts together: output, the main loop, the end."""
 
     def _tee(self, source: IO[bytes], sink: IO[bytes]) -> None:
         fd = source.fileno()
@@ -329,97 +85,12 @@ class Supervisor:
             self._output_index_fd = open_append(self.bundle / OUTPUT_INDEX)
         os.write(self._output_index_fd, f'{{"t":{now:.3f},"offset":{size}}}\n'.encode())
 
-    # --- signals -----------------------------------------------------------------------------
-
-    def _forward(self, signum: int, frame: object) -> None:
-        """Forward SIGINT/SIGTERM/SIGHUP to the command; a second Ctrl-C escalates at once.
-
-        Runs between two bytecodes of the main thread, which may be inside a journal write:
-        so only signals and flags here, and the main loop writes the journal.
-        """
-        self._signals_received.append(signum)
-        if signum == signal.SIGINT:
-            self._interrupts += 1
-        if self.child is None:
-            self._early_signals.append(signum)  # delivered as soon as the command runs
-            return
-        self._deliver(signum)
-
-    def _deliver(self, signum: int) -> None:
-        assert self.child is not None
-        if self._interrupts >= 2:
-            self.ended_by = "interrupt (twice)"
-            self._escalate_at = time.monotonic()
-            self._escalate_kill = True
-            return
-        try:
-            os.killpg(self.child.pid, signum)
-        except OSError:
-            pass
-        self._signals_forwarded.append(signum)
-        if self._escalate_at is None:
-            self._escalate_at = time.monotonic() + self.options.interrupt_grace
-            self.ended_by = self.ended_by or f"{signal_name(signum)} from user"
-            self._escalate_reason = "interrupt"
-
-    def _journal_signals(self) -> None:
-        while self._signals_received:
-            self.event("signal-received", signal=signal_name(self._signals_received.pop(0)))
-        while self._signals_forwarded:
-            assert self.child is not None
-            signum = self._signals_forwarded.pop(0)
-            self.event("signal-sent", signal=signal_name(signum), pgid=self.child.pid)
-
-    def _send_group(self, signum: int) -> None:
-        assert self.child is not None
-        try:
-            os.killpg(self.child.pid, signum)
-            self.event("signal-sent", signal=signal_name(signum), pgid=self.child.pid)
-        except OSError as exc:
-            self.event("signal-sent", signal=signal_name(signum), error=exc.strerror)
-
-    def _escalate(self) -> None:
-        """Evidence first, then SIGTERM the whole run, then SIGKILL, each after a grace period."""
-        self._escalation_step += 1
-        if self._escalation_step == 1:
-            pids = self.run_pids()
-            self.event(
-                "unresponsive",
-                reason=self._escalate_reason,
-                grace_s=self.options.interrupt_grace
-                if self._escalate_reason == "interrupt"
-                else None,
-                pids=pids,
-            )
-            # A second Ctrl-C wants the run gone now: take the cheaper stacks.
-            take_evidence(
-                self,
-                pids,
-                self._escalate_reason,
-                native=not self._escalate_kill,
-                timeout=5.0 if self._escalate_kill else 10.0,
-            )
-        if self._escalation_step == 1 and not self._escalate_kill:
-            self.terminate_run(signal.SIGTERM)
-        else:
-            self.terminate_run(signal.SIGKILL)
-        self._escalate_at = time.monotonic() + TERM_GRACE_S
-
-    def terminate_run(self, signum: int) -> None:
-        assert self.child is not None
-        self._send_group(signum)
-        for pid in self.run_pids():
-            try:
-                os.kill(pid, signum)
-            except OSError:
-                pass
-
     # --- the run -----------------------------------------------------------------------------
 
     def run(self) -> int:
         opts = self.options
         self._output_fd = open_append(self.bundle / OUTPUT)
-        write_json_atomic(self.bundle / MANIFEST, self._manifest())
+        write_json_atomic(self.bundle / MANIFEST, run_manifest(self))
         self.event("run-start", run_id=self.run_id, argv=self.redactor.argv(opts.argv))
         if not launch.become_subreaper():
             self.event("collector", name="subreaper", ok=False, reason="prctl refused")
@@ -481,6 +152,7 @@ class Supervisor:
             self.add_finish(self.deaths.finish)
             self.add_tick(self.signals.tick)
             self.add_finish(self.signals.finish)
+            self.add_finish(owners.finish)
             if opts.hang_timeout:
                 self.stallwatch = StallWatch(self, opts.hang_timeout)
                 self.add_tick(self.stallwatch.tick)
@@ -511,7 +183,7 @@ class Supervisor:
             self.deaths.finish(self)
         write_json_atomic(
             self.bundle / MANIFEST,
-            self._manifest(end=time.time(), exit_status=status, ended_by="not started"),
+            run_manifest(self, end=time.time(), exit_status=status, ended_by="not started"),
         )
         self.events.close()
 
@@ -624,7 +296,9 @@ class Supervisor:
         self.event("run-end", exit_status=launch.exit_status(status), ended_by=self.ended_by)
         write_json_atomic(
             self.bundle / MANIFEST,
-            self._manifest(end=end, exit_status=launch.exit_status(status), ended_by=self.ended_by),
+            run_manifest(
+                self, end=end, exit_status=launch.exit_status(status), ended_by=self.ended_by
+            ),
         )
         if self.watchdog is not None and self.watchdog.stdin is not None:
             try:
@@ -645,47 +319,3 @@ class Supervisor:
         if self._output_index_fd is not None:
             os.close(self._output_index_fd)
             self._output_index_fd = None
-
-    def _reap_survivors(self) -> None:
-        """Processes of the run still alive once the command has exited: report, then end them."""
-        survivors = self.run_pids()
-        if not survivors:
-            return
-        for pid in survivors:
-            self.event("survivor", pid=pid, argv=self.redactor.argv(_cmdline(pid)))
-        end_processes(self, survivors, reason="survivor", grace=1.0)
-        self._reap()
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            raw = fh.read()
-    except OSError:
-        return []
-    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
-
-
-def _host_facts() -> dict[str, Any]:
-    return {
-        "hostname": socket.gethostname(),
-        "platform": platform.platform(),
-        "kernel": platform.release(),
-        "machine": platform.machine(),
-        "python": sys.version.split()[0],
-        "cpus": os.cpu_count(),
-        "memory_bytes": psutil.virtual_memory().total,
-        "ci": bool(os.environ.get("CI")),
-    }
-
-
-def _tool_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    versions: dict[str, str | None] = {"forensics": __version__}
-    for dist in ("pytest", "pytest-xdist", "execnet", "pytest-timeout", "psutil", "py-spy"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return versions

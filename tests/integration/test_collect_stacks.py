@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from forensics.collect.procinfo import read_proc, sigint_diagnosis
+from forensics.analyze.sigint import sigint_reasons
+from forensics.collect.procinfo import read_proc, sigint_facts
 from forensics.collect.pyspy import dump_pyspy, find_py_spy
 from forensics.collect.stacks import collect_evidence
 
@@ -116,7 +117,7 @@ def test_sigint_ignored() -> None:
     )
     info = read_proc(proc.pid)
     assert "SIGINT" in info.signals.ignored
-    assert f"SIGINT is ignored (SIG_IGN) in pid {proc.pid}" in sigint_diagnosis(info)
+    assert f"SIGINT is ignored (SIG_IGN) in pid {proc.pid}" in sigint_reasons(sigint_facts(info))
 
 
 def test_sigint_blocked_then_pending() -> None:
@@ -133,7 +134,7 @@ def test_sigint_blocked_then_pending() -> None:
     assert proc.poll() is None
     info = read_proc(proc.pid)
     assert "SIGINT" in info.signals.shared_pending and "SIGINT" in info.threads[0].blocked
-    reasons = " ".join(sigint_diagnosis(info))
+    reasons = " ".join(sigint_reasons(sigint_facts(info)))
     assert "pending" in reasons and "blocked in every thread" in reasons, reasons
 
 
@@ -161,7 +162,7 @@ def test_full_signal_wakeup_pipe_is_flagged() -> None:
     full = {p.fd: p for p in info.full_pipes}
     assert wfd in full and full[wfd].self_pipe and full[wfd].queued == full[wfd].capacity
     assert full[wfd].writable is False
-    assert any(f"wakeup pipe fd {wfd}" in r for r in sigint_diagnosis(info))
+    assert any(f"wakeup pipe fd {wfd}" in r for r in sigint_reasons(sigint_facts(info)))
     # Measuring never consumed a byte.
     assert read_proc(proc.pid).full_pipes[0].queued == full[wfd].queued
 
@@ -272,7 +273,9 @@ def test_vfork_parent_is_d_state(tmp_path: Path) -> None:
         time.sleep(0.02)
     info = read_proc(proc.pid)
     assert info.d_state and info.state == "D"
-    assert any("D-state" in r and "not even SIGKILL" in r for r in sigint_diagnosis(info))
+    assert any(
+        "D-state" in r and "not even SIGKILL" in r for r in sigint_reasons(sigint_facts(info))
+    )
     ev = collect_evidence([proc.pid], tmp_path, "stall", None, None, timeout=5)
     assert [p.pid for p in ev.processes][:1] == [proc.pid] and len(ev.processes) == 2
     assert ev.processes[0].error  # not Python: py-spy says so, the /proc facts stay

@@ -9,7 +9,6 @@ say which collectors fell back and why.
 from __future__ import annotations
 
 import shutil
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -43,28 +42,8 @@ EXPECTED = {
     ),
 }
 
-HANG = textwrap.dedent(
-    """
-    import threading, time
-
-    def test_ok():
-        pass
-
-    def test_deadlock():
-        a, b = threading.Lock(), threading.Lock()
-        def first_then_second():
-            with a:
-                time.sleep(0.2)
-                with b:
-                    pass
-        t = threading.Thread(target=first_then_second)
-        t.start()
-        with b:
-            time.sleep(0.2)
-            with a:
-                pass
-    """
-)
+# The deadlock root runs in test_hang_e2e.py.
+HANG = Path(__file__).parent.parent / "scenarios" / "deadlock" / "test_deadlock.py"
 
 
 def _wrap_as_nobody(cwd: Path, *args: str) -> tuple[int, dict[str, Any]]:
@@ -108,7 +87,7 @@ def test_crashes_and_child_crashes_are_attributed_as_nobody() -> None:
 
 def test_hang_stacks_as_nobody() -> None:
     base = unprivileged_dir("forensics-unpriv-hang-")
-    (base / "test_hang.py").write_text(HANG)
+    shutil.copy(HANG, base / "test_hang.py")
     (base / "pytest.ini").write_text("[pytest]\n")
     python = unprivileged_python()
     status, triage = _wrap_as_nobody(

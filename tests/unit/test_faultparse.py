@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from forensics.analyze.faultparse import fatal_block, parse_fault_text
+from forensics.faultparse import fatal_block, parse_fault_text
 
 CRASHER = textwrap.dedent(
     """

@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from forensics.analyze.native import parse_faulthandler_c_stack, words_in
-from forensics.collect.cores import CorePattern, blame_frames, parse_gdb, parse_pystack
+from forensics.blame import blame_frames
+from forensics.collect.cores import CorePattern, parse_gdb, parse_pystack
 from forensics.model import Frame
 
 PYSTACK = """\

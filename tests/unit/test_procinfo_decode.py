@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from forensics.analyze.sigint import sigint_reasons
 from forensics.collect.procinfo import (
     PipeInfo,
     ProcInfo,
@@ -12,7 +13,7 @@ from forensics.collect.procinfo import (
     _parse_stat,
     _status_fields,
     decode_sigmask,
-    sigint_diagnosis,
+    sigint_facts,
     signal_name,
 )
 from forensics.collect.pyspy import classify_failure, parse_pyspy_json, render_text
@@ -66,7 +67,7 @@ def _info(**kw: object) -> ProcInfo:
 
 def test_diagnosis_d_state() -> None:
     info = _info(state="D", d_state=True, wchan="wait_for_vfork_done")
-    assert sigint_diagnosis(info) == [
+    assert sigint_reasons(sigint_facts(info)) == [
         "pid 123 is in D-state (uninterruptible sleep in wait_for_vfork_done): no signal, not "
         "even SIGKILL, takes effect until the kernel call returns"
     ]
@@ -78,20 +79,20 @@ def test_diagnosis_thread_blocked_and_pending() -> None:
         ThreadInfo(124, "t", "S", None, blocked=["SIGINT"], pending=["SIGINT"]),
         ThreadInfo(123, "m", "S", None),
     ]
-    assert "SIGINT is blocked in thread 124 and pending" in sigint_diagnosis(info)
+    assert "SIGINT is blocked in thread 124 and pending" in sigint_reasons(sigint_facts(info))
 
 
 def test_diagnosis_ignored_and_full_wakeup_pipe() -> None:
     pipe = PipeInfo(5, "pipe", 9, "w", 65536, 65536, True, writable=False, self_pipe=True)
     info = _info(signals=Signals(ignored=["SIGINT"]), pipes=[pipe])
-    reasons = sigint_diagnosis(info)
+    reasons = sigint_reasons(sigint_facts(info))
     assert reasons[0] == "SIGINT is ignored (SIG_IGN) in pid 123"
     assert reasons[1].startswith("the signal wakeup pipe fd 5 of pid 123 is full (65536/65536")
 
 
 def test_diagnosis_nothing_wrong_but_handler() -> None:
-    assert sigint_diagnosis(_info()) == []
-    caught = sigint_diagnosis(_info(signals=Signals(caught=["SIGINT"])))
+    assert sigint_reasons(sigint_facts(_info())) == []
+    caught = sigint_reasons(sigint_facts(_info(signals=Signals(caught=["SIGINT"]))))
     assert len(caught) == 1 and "main thread" in caught[0]
 
 
@@ -116,6 +117,7 @@ PYSPY_JSON = [
 def test_parse_pyspy_json() -> None:
     stacks = parse_pyspy_json(json.dumps(PYSPY_JSON), 7)
     assert len(stacks) == 1 and stacks[0].thread == "7 MainThread (gil)"
+    assert (stacks[0].tid, stacks[0].thread_name, stacks[0].holds_gil) == (7, "MainThread", True)
     assert stacks[0].state == "active"  # py-spy's guess until /proc says otherwise
     native, py = stacks[0].frames
     assert native.native and native.library == "libc.so.6" and native.file is None
@@ -131,3 +133,19 @@ def test_classify_failure() -> None:
         "not-python"
     )
     assert classify_failure("anything", 2**22 + 12345)[0] == "exited"
+
+
+def test_facts_are_facts_and_old_bundles_keep_their_sentences() -> None:
+    info = _info()
+    info.threads = [ThreadInfo(123, "m", "S", None, blocked=["SIGINT"])]
+    facts = sigint_facts(info)
+    # Recorded as JSON facts, no English in the bundle.
+    assert json.loads(json.dumps(facts)) == facts
+    assert not any(isinstance(v, str) and " " in v for v in facts.values())
+    assert facts["blocked_threads"] == [123] and facts["ignored"] is False
+    assert sigint_reasons(facts) == ["SIGINT is blocked in every thread of pid 123"]
+    # A bundle from before: its sentences as they were written; junk is no reason.
+    assert sigint_reasons(["SIGINT is ignored (SIG_IGN) in pid 9"]) == [
+        "SIGINT is ignored (SIG_IGN) in pid 9"
+    ]
+    assert sigint_reasons("SIGINT") == [] and sigint_reasons({"pid": [1]}) == []

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from forensics.analyze.triage import XDIST_714, analyze_bundle
+from forensics.analyze.reported import XDIST_714
+from forensics.analyze.triage import analyze_bundle
 from forensics.model import Incident, Triage
 
 T0 = 1_700_000_000.0

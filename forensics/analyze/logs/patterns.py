@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from forensics.analyze.faultparse import FATAL_SIGNALS
+from forensics.faultparse import FATAL_SIGNALS
 
 # Each phrase is a literal (regex-escaped below) of at least 4 bytes (the vectorised
 # prefilter keys on the first four); keep them specific, every hit costs a Python-level parse.

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from forensics.analyze.faultparse import FATAL_SIGNALS
 from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs import timing
 from forensics.analyze.logs.decorations import strip, timestamp
@@ -34,6 +33,7 @@ from forensics.analyze.logs.findings import (
 )
 from forensics.analyze.logs.kernel import KernelFault, kernel_fault
 from forensics.analyze.logs.signatures import normalize
+from forensics.faultparse import FATAL_SIGNALS
 from forensics.model import Frame, Stack, TestCounts
 
 T = TypeVar("T")

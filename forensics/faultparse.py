@@ -22,7 +22,9 @@ is the innermost frame, as faulthandler prints it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from forensics.model import Frame, Stack
 
@@ -160,3 +162,38 @@ def fatal_block(blocks: list[FaultBlock]) -> FaultBlock | None:
         if block.fatal is not None:
             return block
     return None
+
+
+_MARK = b"Fatal Python error: "
+_CHUNK = 1 << 20
+# A faulthandler report of every thread is a few KiB; cap what one block may claim.
+_BLOCK_BYTES = 64 * 1024
+
+
+def fatal_blocks_in(fh: BinaryIO, limit: int) -> Iterator[tuple[int, int, FaultBlock]]:
+    """(byte offset, line number, block) of each fatal block in a console log, read in chunks
+    (the log may be gigabytes; a block is read on its own, at most 64 KiB)."""
+    base, lines_before, tail, count = 0, 0, b"", 0
+    while count < limit:
+        chunk = fh.read(_CHUNK)
+        if not chunk:
+            return
+        data = tail + chunk
+        start = 0
+        while (at := data.find(_MARK, start)) != -1 and count < limit:
+            offset = base + at
+            fh_pos = fh.tell()
+            fh.seek(offset)
+            text = fh.read(_BLOCK_BYTES).decode("utf-8", "replace")
+            fh.seek(fh_pos)
+            nxt = text.find(_MARK.decode(), len(_MARK))
+            parsed = parse_fault_text(text[: nxt if nxt > 0 else None])
+            if parsed and parsed[0].fatal:
+                count += 1
+                yield offset, lines_before + data.count(b"\n", 0, at) + 1, parsed[0]
+            start = at + len(_MARK)
+        # Keep a partial marker at the chunk's end for the next round.
+        keep = len(_MARK) - 1
+        lines_before += data.count(b"\n", 0, len(data) - keep)
+        base += len(data) - keep
+        tail = data[len(data) - keep :]
