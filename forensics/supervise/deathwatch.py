@@ -36,8 +36,9 @@ from forensics.collect.cores import (
     read_core_notes,
     read_core_pattern,
 )
-from forensics.collect.kernlog import KernelLine, KernelLog
+from forensics.collect.kernlog import KernelLog
 from forensics.collect.nativelib import resolve_owner
+from forensics.kernel_lines import KernelLine
 
 if TYPE_CHECKING:
     from forensics.supervise.supervisor import Supervisor

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from forensics.bundle import SYSTEM_DIR, open_append, write_json_atomic
 from forensics.collect.cgroups import RunCgroup, cgroup_chain
-from forensics.collect.kernlog import KernelLine, KernelLog, oom_report_lines, parse_oom
+from forensics.collect.kernlog import KernelLog
+from forensics.kernel_lines import KernelLine, oom_report_lines, parse_oom
 from forensics.supervise.sampler import MemorySampler
 
 if TYPE_CHECKING:

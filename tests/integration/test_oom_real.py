@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from forensics.collect.cgroups import RunCgroup, current_cgroup, read_memory_from_dir
-from forensics.collect.kernlog import KernelLog, parse_oom
+from forensics.collect.kernlog import KernelLog
+from forensics.kernel_lines import parse_oom
 
 pytestmark = pytest.mark.root
 

@@ -10,12 +10,11 @@ import pytest
 
 from forensics.collect.kernlog import (
     KernelLog,
-    oom_report_lines,
     parse_dmesg_raw,
     parse_journal_json,
     parse_kmsg_record,
-    parse_oom,
 )
+from forensics.kernel_lines import oom_report_lines, parse_oom
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "kernlog"
 MIB = 1024 * 1024

@@ -5,10 +5,9 @@ on how a process died.
   and ``traps: python[1234] general protection fault ip:.. sp:.. error:0 in libc.so.6[..]``
   (``trap invalid opcode``, ``trap divide error``...): a fatal signal, and the library the
   faulting instruction was in.
-* The OOM killer's report: read with :func:`forensics.collect.kernlog.parse_oom`, the pure
+* The OOM killer's report: read with :func:`forensics.kernel_lines.parse_oom`, the pure
   parser the supervisor uses on the live kernel log (it takes plain strings and strips dmesg's
-  ``[ 630.5]`` stamps), so a pasted report and a collected one say the same thing.  That import
-  is the one arrow from ``analyze`` into ``collect`` here, and it is a format reader only.
+  ``[ 630.5]`` stamps), so a pasted report and a collected one say the same thing.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from forensics.collect.kernlog import parse_oom
+from forensics.kernel_lines import parse_oom
 
 # "python[1234]: segfault at 0 ip 00007f3a sp 00007ffd error 4 in libfoo.so[7f3a0000+1000]
 # likely on CPU 1 (core 1, socket 0)"; older kernels print the same without the CPU tail,
