@@ -21,6 +21,7 @@ from forensics.analyze.logs.signatures import normalize
 from forensics.analyze.native import apply_native, native_death
 from forensics.analyze.output_faults import OutputFaults
 from forensics.analyze.ownership import Owner, Ownership, test_at
+from forensics.analyze.rules import INFRASTRUCTURE
 from forensics.analyze.signals import (
     SignalLog,
     apply_sender,
@@ -45,14 +46,7 @@ from forensics.model import (
 NATIVE_SIGNALS = {"SIGSEGV", "SIGABRT", "SIGBUS", "SIGFPE", "SIGILL", "SIGSYS", "SIGTRAP"}
 KILL_SIGNALS = {"SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGPIPE", "SIGALRM"}
 XDIST_714 = "pytest-dev/pytest-xdist#714"
-_INFRA_RE = re.compile(
-    r"Connection(?:Refused|Reset|Aborted)Error|Connection refused|Connection reset|"
-    r"Name or service not known|Temporary failure in name resolution|getaddrinfo failed|"
-    r"Max retries exceeded|ReadTimeout|ConnectTimeout|timed out|HTTP Error 5\d\d|"
-    r"\b50[234] (?:Bad Gateway|Service Unavailable|Gateway Time-?out)|"
-    r"error sending request for url",
-    re.IGNORECASE,
-)
+_INFRA_RE = INFRASTRUCTURE  # one rule set with the log side: forensics/analyze/rules.py
 
 
 def analyze_bundle(path: Path) -> Triage:

@@ -63,7 +63,8 @@ def _primary(name: str) -> Incident:
             "tests/test_big.py::test_huge_allocation",
             "SIGKILL",
         ),
-        ("external_killed_137.log", "external-kill", None, None, "SIGKILL"),
+        # The test is the file of the dots line the kill cut short.
+        ("external_killed_137.log", "external-kill", None, "tests/test_db.py", "SIGKILL"),
         ("hang_timeout_thread.log", "hang", None, "tests/test_crash.py::test_hang", None),
         (
             "story001_teardown_hang_cancelled.log",

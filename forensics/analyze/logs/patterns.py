@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from forensics.analyze.faultparse import FATAL_SIGNALS
+from forensics.analyze.rules import INFRASTRUCTURE
 
 # Each phrase is a literal (regex-escaped below) of at least 4 bytes (the vectorised
 # prefilter keys on the first four); keep them specific, every hit costs a Python-level parse.
@@ -32,6 +33,25 @@ TRIGGER_PHRASES = (
     "terminate called",
     "core dumped",
     "Segmentation fault",
+    # deaths a shell, a CI runner or a runtime reports (logs/deaths.py)
+    "Aborted",
+    "Bus error",
+    "Illegal instruction",
+    "Floating point exception",
+    "Terminated",
+    "by signal",  # fish "terminated by signal SIGABRT", meson "killed by signal 6"
+    "didn't exit successfully",  # cargo test: the test binary died
+    "panicked while panicking",
+    "cannot unwind",
+    "uncaught exception",  # libc++abi; macOS "Terminating app due to uncaught exception"
+    "when fork() was called",  # objc fork safety
+    "Exception Type:",  # macOS crash report
+    " Crashed:",  # "Thread 0 Crashed::"
+    "First throw call stack",
+    "0xC0000",  # Windows NTSTATUS crash codes, hex and decimal
+    "0xc0000",
+    "-10737",
+    "32212",
     # pytest-timeout
     "Timeout",
     "Stack of ",
@@ -124,13 +144,17 @@ FATAL_NAME = re.compile("|".join(re.escape(name) for name in FATAL_SIGNALS))
 FH_TIMEOUT = re.compile(r"^Timeout \((?P<after>\d+:\d\d:\d\d(?:\.\d+)?)\)!")
 # "test_x.py::test_a Fatal Python error" - pytest -v prints the node id before the crash.
 LEADING_NODEID = re.compile(r"^(?P<test>[\w./\\-]+\.py::[^\s]+) ")
+# "test.py Windows fatal exception" - the dots line of the file whose test crashed.
+LEADING_FILE = re.compile(r"^(?P<file>[\w./\\-]+\.py) [.FEsxX]*(?:Fatal|Windows)")
 
 # --- native aborts ------------------------------------------------------------------------
 RUST_PANIC = re.compile(
     r"thread '(?P<thread>[^']*)'(?: \(\d+\))? panicked at "
     r"(?:'(?P<oldmsg>.*)', )?(?P<loc>[^\s']+?):?$"
 )
-RUST_FRAME = re.compile(r"^\s+\d+: (?P<name>\S.*)$")
+# "  12: tokio::runtime::park::block_on" and "   3:   0x10475 - std::io::Write::write_fmt::h10f"
+# (the address and the symbol hash say nothing a reader needs).
+RUST_FRAME = re.compile(r"^\s+\d+:\s+(?:0x[0-9a-fA-F]+ - )?(?P<name>\S.*?)(?:::h[0-9a-f]{16})?$")
 RUST_AT = re.compile(r"^\s+at (?P<file>.+?):(?P<line>\d+)(?::\d+)?$")
 CRATE = re.compile(r"/(?P<crate>[A-Za-z0-9_-]+-\d+\.\d+\.\d+[^/]*)/src/")
 CPP_TERMINATE = re.compile(
@@ -138,13 +162,6 @@ CPP_TERMINATE = re.compile(
 )
 CPP_WHAT = re.compile(r"^\s+what\(\):\s+(?P<what>.*)$")
 FATAL_RUNTIME = re.compile(r"fatal runtime error: (?P<what>.*)$")
-# "Killed", "Segmentation fault (core dumped)", "bash: line 1:  7667 Aborted   python -m pytest"
-SHELL_SIGNAL = re.compile(
-    r"^(?:.*?: line \d+: +\d+ |\s*\d+ )?(?P<what>Segmentation fault|Aborted|Bus error|"
-    r"Illegal instruction|Floating point exception|Killed|Terminated)(?: \(core dumped\))?"
-    r"(?:\s{2,}(?P<cmd>.*))?$"
-)
-
 # --- pytest-timeout -----------------------------------------------------------------------
 TIMEOUT_BANNER = re.compile(r"^(?:(?P<test>[\w./\\-]+\.py::\S+) )?\++ Timeout \++$")
 TIMEOUT_STACK = re.compile(r"^~+ Stack of (?P<thread>.+?) \((?P<tid>\d+)\) ~+$")
@@ -196,14 +213,8 @@ HEADER_CREATED = re.compile(r"^created: (?P<up>\d+)/(?P<total>\d+) workers$")
 HEADER_BEGIN = re.compile(r"^(?P<workers>\d+) workers \[(?P<items>\d+) items?\]")
 
 # --- infrastructure -----------------------------------------------------------------------
-INFRA = re.compile(
-    r"Connection refused|Connection reset|Name or service not known|"
-    r"Temporary failure in name resolution|Could not resolve host|getaddrinfo failed|"
-    r"(?:Read|Connect(?:ion)?) ?timed out|ReadTimeout|ConnectTimeout|error sending request for url|"
-    r"503 Service Unavailable|502 Bad Gateway|504 Gateway Time|429 Too Many Requests|"
-    r"HTTP Error 5\d\d|Max retries exceeded|RemoteDisconnected|"
-    r"Failed to (?:fetch|download|resolve) |Could not connect to"
-)
+# The one infrastructure rule set, shared with bundles (analyze/rules.py).
+INFRA = INFRASTRUCTURE
 # A Python failure that only follows from a crash elsewhere.
 CONSEQUENCE = re.compile(
     r"BrokenProcessPool|terminated abruptly|Event loop is closed|BrokenPipeError|"
@@ -222,13 +233,4 @@ SIGNAL_BY_EXIT = {
     -6: "SIGABRT",
     -9: "SIGKILL",
     -11: "SIGSEGV",
-}
-SIGNAL_BY_SHELL_WORD = {
-    "Segmentation fault": "SIGSEGV",
-    "Aborted": "SIGABRT",
-    "Bus error": "SIGBUS",
-    "Illegal instruction": "SIGILL",
-    "Floating point exception": "SIGFPE",
-    "Killed": "SIGKILL",
-    "Terminated": "SIGTERM",
 }

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from forensics.analyze.faultparse import FATAL_SIGNALS
 from forensics.analyze.logs import patterns as P
+from forensics.analyze.logs.deaths import Deaths
 from forensics.analyze.logs.decorations import strip, timestamp
 from forensics.analyze.logs.findings import (
     CrashedItem,
@@ -150,10 +151,12 @@ class Scanner:
         self.worker_last_seen: dict[str, float] = {}
         self._raw: str = ""
         self._prev: str | None = None
+        # Shell, runner and runtime deaths, and the test running at each (logs/deaths.py).
+        self._deaths = Deaths(self.scan, self._add)
 
     @property
     def wants_all(self) -> bool:
-        return self._block is not None
+        return self._block is not None or self._deaths.wants_lines
 
     # -- plumbing ---------------------------------------------------------------------------
     def _add(self, items: list[T], item: T) -> None:
@@ -179,6 +182,8 @@ class Scanner:
         # The raw line and the one before, for dating what a block handler re-dispatches.
         self._raw, self._prev = raw, prev
         text, worker = strip(raw)
+        if self._deaths.wants_lines and self._deaths.follow(text):
+            return
         if self._block is not None:
             self._block_lines += 1
             if self._block_lines <= MAX_BLOCK_LINES and self._block(text, worker, lineno):
@@ -299,6 +304,8 @@ class Scanner:
                     _cap(text),
                     library=crate.group("crate") if crate else f"rust ({loc})",
                     worker=worker,
+                    location=loc,
+                    test=self._deaths.running(text[: panic.start()], prev),
                 )
                 self._native_wait = 0
                 return
@@ -329,9 +336,15 @@ class Scanner:
                     _cap(text),
                     library="libstdc++ (std::terminate)",
                     worker=worker,
+                    signal="SIGABRT",
+                    test=self._deaths.running(text[: term.start()], prev),
                 )
                 self._native_wait = 0
                 return
+        if self._deaths.line(text, worker, lineno, prev):
+            # Printed in a failure's captured output: that test ran the process that died.
+            self._deaths.in_section(None if self._summary_seen else self._section)
+            return
         if self._kill(text, lineno, raw, prev):
             return
         if text.startswith("E ") or text.startswith("E\t"):
@@ -517,6 +530,8 @@ class Scanner:
                 worker,
                 lead.group("test") if lead else None,
             )
+            dots = None if lead else P.LEADING_FILE.match(text)
+            record.progress_file = dots.group("file") if dots else None
             self._open_faults.append(record)
             self._stack, self._idle = None, 0
             return True
@@ -807,17 +822,6 @@ class Scanner:
                 scan.kills, KillEvent("canceled", lineno, _cap(text), None, None, silence_s=silence)
             )
             return True
-        if (
-            "Killed" in text
-            or "core dumped" in text
-            or "Segmentation fault" in text
-            or "Aborted" in text
-        ):
-            shell = P.SHELL_SIGNAL.match(text)
-            if shell:
-                sig = P.SIGNAL_BY_SHELL_WORD[shell.group("what")]
-                self._add(scan.kills, KillEvent("shell-signal", lineno, _cap(text), sig))
-                return True
         return False
 
     def _infra(self, text: str, lineno: int) -> None:

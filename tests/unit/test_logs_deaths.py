@@ -1,0 +1,178 @@
+"""Deaths a shell, a CI runner or a runtime reports, on real excerpts from issue threads.
+
+Each fixture is named in tests/fixtures/logs/REAL_DEATHS.md with the thread it comes from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from forensics.analyze.logs import analyze_logs, scan_lines
+from forensics.analyze.logs.correlate import correlate
+from forensics.model import Incident, Triage
+
+LOGS = Path(__file__).parent.parent / "fixtures" / "logs"
+
+
+def _triage(name: str) -> Triage:
+    return analyze_logs([str(LOGS / name)])
+
+
+def _primary(name: str) -> Incident:
+    triage = _triage(name)
+    assert triage.incidents, f"no incident for {name}"
+    return triage.incidents[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "cause", "test", "signal"),
+    [
+        ("real_allo_aborted_core_dumped.log", "native-crash", "tests/test_linalg.py", "SIGABRT"),
+        (
+            "real_napari_gha_exit_134.log",
+            "native-crash",
+            "src/napari_psf_analysis/_tests/test_dock_widget.py::"
+            "test_psf_analysis_widget_discard_point",
+            "SIGABRT",
+        ),
+        (
+            "real_setup_python_killed.log",
+            "external-kill",
+            "test/test_performance.py::test_pandas",
+            "SIGKILL",
+        ),
+        (
+            "real_gaffer_verbose_aborted.log",
+            "native-crash",
+            "test/test_webchannel.py::test_basic_socket",
+            "SIGABRT",
+        ),
+        ("real_nmslib_libcxxabi_fish.log", "native-crash", None, "SIGABRT"),
+        (
+            "real_pytorch_unittest_terminate.log",
+            "native-crash",
+            "test_utils.TestFFI.test_cpu",
+            "SIGABRT",
+        ),
+        ("real_insta_cargo_sigabrt.log", "native-crash", None, "SIGABRT"),
+        ("real_copperline_windows_access_violation.log", "native-crash", None, "SIGSEGV"),
+        ("real_gcloudcpp_exit_access_violation.log", "native-crash", None, "SIGSEGV"),
+        ("real_thrustrtc_windows_fatal.log", "native-crash", "test.py::test_bug", "SIGSEGV"),
+        ("real_keyring_objc_fork.log", "native-crash", "test_multiprocess_get", "SIGABRT"),
+        ("real_xdist739_macos_crash_report.log", "native-crash", None, "SIGABRT"),
+        ("real_gpgsync_macos_crash_report.log", "native-crash", None, "SIGABRT"),
+        ("real_debugpy_ns_exception.log", "native-crash", None, "SIGABRT"),
+        ("real_rust_numpy_panic_abort.log", "native-crash", None, "SIGABRT"),
+        ("real_pyo3_panic_exception.log", "python-exception", "test_works", None),
+        (
+            "real_psycopg_no_server.log",
+            "infrastructure",
+            "tests/test_connection.py::AutocommitTests::test_closed",
+            None,
+        ),
+        ("real_testdriven_setup_refused.log", "infrastructure", None, None),
+    ],
+)
+def test_primary_cause_test_and_signal(
+    name: str, cause: str, test: str | None, signal: str | None
+) -> None:
+    incident = _primary(name)
+    assert (incident.cause, incident.test, incident.signal) == (cause, test, signal)
+    assert incident.evidence and all(":" in e.source for e in incident.evidence)
+
+
+def test_progress_lines_count_the_tests_when_no_summary_line() -> None:
+    tests = _triage("real_allo_aborted_core_dumped.log").run.tests
+    assert (tests.passed, tests.failed, tests.skipped) == (76, 3, 1)
+
+
+def test_gha_exit_code_134_is_sigabrt_and_the_shell_line_is_evidence() -> None:
+    incident = _primary("real_napari_gha_exit_134.log")
+    assert incident.exit_code == 134
+    assert any("Aborted" in e.excerpt for e in incident.evidence)
+
+
+def test_cxx_uncaught_exception_names_the_type() -> None:
+    incident = _primary("real_nmslib_libcxxabi_fish.log")
+    assert "pybind11::error_already_set" in incident.summary
+    assert incident.native_library == "libc++abi"
+    cpp = _primary("real_pytorch_unittest_terminate.log")
+    assert "std::runtime_error" in cpp.summary and "expected 3D tensor" in cpp.summary
+    # The runner's "Received signal: SIGIOT" traceback follows from the abort.
+    causes = [i.cause for i in _triage("real_pytorch_unittest_terminate.log").incidents]
+    assert causes == ["native-crash"]
+
+
+def test_cargo_test_binary_death() -> None:
+    incident = _primary("real_insta_cargo_sigabrt.log")
+    assert "panicked while panicking" in incident.summary
+    assert any("signal: 6" in e.excerpt for e in incident.evidence)
+
+
+def test_windows_access_violation_is_named() -> None:
+    for name in (
+        "real_copperline_windows_access_violation.log",
+        "real_gcloudcpp_exit_access_violation.log",
+    ):
+        incident = _primary(name)
+        assert "access violation" in incident.summary, name
+        assert incident.exit_code == -1073741819, name
+
+
+def test_macos_crash_reports_name_the_exception_and_library() -> None:
+    report = _primary("real_xdist739_macos_crash_report.log")
+    assert "NSInternalInconsistencyException" in report.summary
+    qt = _primary("real_gpgsync_macos_crash_report.log")
+    assert qt.native_library == "QtCore"
+    assert [f.name for f in qt.stacks[0].frames][:2] == ["__pthread_kill", "abort"]
+    ns = _primary("real_debugpy_ns_exception.log")
+    assert "NSInternalInconsistencyException" in ns.summary
+    assert ns.native_library == "libqcocoa.dylib"
+
+
+def test_objc_fork_safety_names_the_class() -> None:
+    incident = _primary("real_keyring_objc_fork.log")
+    assert "__NSCFConstantString" in incident.summary and "fork" in incident.summary
+    causes = [i.cause for i in _triage("real_keyring_objc_fork.log").incidents]
+    assert "python-exception" not in causes
+
+
+def test_rust_panic_message_location_and_frames() -> None:
+    incident = _primary("real_rust_numpy_panic_abort.log")
+    assert "Should be a python error" in incident.summary
+    assert "src/borrow/shared.rs:258:9" in incident.summary
+    frames = incident.stacks[0].frames
+    assert frames[0].native and "DisplayBacktrace" in frames[0].name
+
+
+def test_pyo3_panic_exception_is_a_python_exception_from_a_rust_panic() -> None:
+    incident = _primary("real_pyo3_panic_exception.log")
+    assert "Rust panic" in incident.summary
+    assert "not yet implemented" in incident.summary
+
+
+def test_max_crashed_workers_is_never_primary() -> None:
+    triage = _triage("real_xdist435_max_crashed.log")
+    assert triage.incidents
+    assert all(i.cause != "xdist-internal" for i in triage.incidents)
+    assert all("aximum crashed" not in i.summary for i in triage.incidents)
+
+
+def test_database_refusing_every_setup_is_infrastructure() -> None:
+    triage = _triage("real_psycopg_no_server.log")
+    assert [i.cause for i in triage.incidents] == ["infrastructure"]
+    assert triage.incidents[0].extra["count"] == 6
+
+
+def test_event_loop_closed_alone_is_a_python_exception() -> None:
+    lines = [
+        "tests/test_client.py::test_get PASSED",
+        "FAILED tests/test_client.py::test_close - RuntimeError: Event loop is closed",
+        "========================= 1 failed, 1 passed in 0.52s =========================",
+    ]
+    incidents = correlate(scan_lines(lines, "x.log"))
+    assert [(i.cause, i.test) for i in incidents] == [
+        ("python-exception", "tests/test_client.py::test_close")
+    ]
