@@ -64,7 +64,8 @@ def _primary(name: str) -> Incident:
         ("real_xdist739_macos_crash_report.log", "native-crash", None, "SIGABRT"),
         ("real_gpgsync_macos_crash_report.log", "native-crash", None, "SIGABRT"),
         ("real_debugpy_ns_exception.log", "native-crash", None, "SIGABRT"),
-        ("real_rust_numpy_panic_abort.log", "native-crash", None, "SIGABRT"),
+        # pytest -s printed the file, then the panic: the file is what is known of the test.
+        ("real_rust_numpy_panic_abort.log", "native-crash", "tests/test_ext.py", "SIGABRT"),
         ("real_pyo3_panic_exception.log", "python-exception", "test_works", None),
         (
             "real_psycopg_no_server.log",

@@ -192,6 +192,7 @@ def _collect_crashes(scan: LogScan) -> list[_Crash]:
             fault.test
             or _test_in_file(frames, fault.progress_file)
             or _test_from_frames(frames, scan.rootdir)
+            or fault.progress_file  # the file is known even when no test frame is in the dump
         )
         crashes.append(_Crash(fault.worker, test, fault.line, fault=fault))
     crashes.sort(key=lambda c: c.line)
@@ -708,6 +709,20 @@ def _internal_errors(
             module = f" in {os.path.splitext(os.path.basename(path))[0]} {func}"
         head = f"{err.exc_type}: {err.message}" if err.exc_type else err.message
         summary = f"INTERNALERROR {head}{module}"[:300]
+        if P.INFRA.search(head) and not err.in_xdist:
+            # A conftest or plugin that needs the network failed the session: the network's
+            # fault, whatever pytest calls it.
+            incidents.append(
+                Incident(
+                    id="",
+                    cause="infrastructure",
+                    confidence="medium",
+                    summary=summary,
+                    evidence=[_ev(scan, err.line, err.excerpt)],
+                    signature=normalize(f"infrastructure {head}"),
+                )
+            )
+            continue
         if crash_incidents:
             before = [inc for line, inc in crash_incidents if line <= err.line]
             target = before[-1] if before else crash_incidents[0][1]

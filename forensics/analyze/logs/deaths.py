@@ -42,19 +42,23 @@ SHELL_WORDS = {
     "Floating point exception": "SIGFPE",
     "Killed": "SIGKILL",
     "Terminated": "SIGTERM",
+    "Abort trap": "SIGABRT",
 }
-# "Killed", "bash: line 1:  7667 Aborted   python -m pytest", and the word glued to the progress
-# it cut short: "tests/test_linalg.py ......Aborted (core dumped)".
+# "Killed", "bash: line 1:  7667 Aborted   python -m pytest", make's "make: *** [Makefile:40:
+# pytest] Killed", macOS bash's "Segmentation fault: 11", and the word glued to the progress it
+# cut short: "tests/test_linalg.py ......Aborted (core dumped)".
 SHELL_DEATH = re.compile(
-    r"(?:^|^.*?: line \d+: +\d+ +|^\s*\d+ +|(?<=[.FEsxX]))"
-    r"(?P<what>Segmentation fault|Aborted|Bus error|Illegal instruction|"
-    r"Floating point exception|Killed|Terminated)(?: +\(core dumped\))?(?:\s{2,}(?P<cmd>.*))?$"
+    r"(?:^|(?P<by>\S*: line \d+: +\d+ +|make(?:\[\d+\])?: \*\*\* \[[^\]]*\] )|^\s*\d+ +"
+    r"|(?<=[.FEsxX]))"
+    r"(?P<what>Segmentation fault|Aborted|Abort trap|Bus error|Illegal instruction|"
+    r"Floating point exception|Killed|Terminated)(?::? \d+)?(?: +\(core dumped\))?"
+    r"(?:\s{2,}(?P<cmd>.*))?$"
 )
-# fish: "fish: 'pytest -vs x.py' terminated by signal SIGABRT (Abort)"; zsh: "[1] 47787 abort";
-# meson: "killed by signal 6 SIGABRT".
+# fish: "fish: 'pytest -vs x.py' terminated by signal SIGABRT (Abort)"; zsh: "[1] 47787 abort"
+# (after the progress it cut short); meson: "killed by signal 6 SIGABRT".
 BY_SIGNAL = re.compile(
     r"(?:terminated|killed) by signal (?:\d+ )?(?P<sig>SIG[A-Z]+)"
-    r"|^\[\d+\] +\d+ (?P<zsh>abort|segmentation fault|bus error|killed)\s"
+    r"|\[\d+\] +\d+ (?P<zsh>abort|segmentation fault|bus error|killed)\s"
 )
 ZSH_WORDS = {
     "abort": "SIGABRT",
@@ -117,7 +121,7 @@ VERBOSE_RUNNING = re.compile(r"^(?P<test>[\w./\\-]+\.py::\S+)\s*$")
 # pytest < 3 -v: "test/test_web.py:45: test_basic_socket"
 OLD_VERBOSE_RUNNING = re.compile(r"^(?P<file>[\w./\\-]+\.py):\d+: (?P<name>\w+)\s*$")
 # The dots line a death cut short: "tests/test_linalg.py ....." (the file, not the test).
-DOTS_RUNNING = re.compile(r"^(?P<file>[\w./\\-]+\.py) [.FEsxXp]*\s*$")
+DOTS_RUNNING = re.compile(r"^(?P<file>[\w./\\-]+\.py)(?: [.FEsxXp]*)?\s*$")
 # unittest -v: "test_cpu (test_utils.TestFFI) ... "
 UNITTEST_RUNNING = re.compile(r"^(?P<name>\w+) \((?P<cls>[\w.]+)\)(?: \.\.\.)?\s*$")
 
@@ -349,15 +353,17 @@ class Deaths:
         return False
 
     def _shell(self, text: str, worker: str | None, lineno: int, prev: str | None) -> bool:
-        if "signal" in text or text.startswith("["):
+        if "signal" in text or "] " in text:
             by = BY_SIGNAL.search(text)
             if by:
                 sig = by.group("sig") or ZSH_WORDS[by.group("zsh")]
-                self._kill(text, lineno, sig, 0, prev)
+                self._kill(text, lineno, sig, by.start(), prev)
                 return True
         shell = SHELL_DEATH.search(text)
         if shell:
-            self._kill(text, lineno, SHELL_WORDS[shell.group("what")], shell.start(), prev)
+            # What the program printed before the shell's or make's words: pytest's progress.
+            start = shell.start("by") if shell.group("by") else shell.start()
+            self._kill(text, lineno, SHELL_WORDS[shell.group("what")], start, prev)
             return True
         status = windows_status(text)
         if status is not None:

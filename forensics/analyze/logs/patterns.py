@@ -40,6 +40,8 @@ TRIGGER_PHRASES = (
     "Floating point exception",
     "Terminated",
     "by signal",  # fish "terminated by signal SIGABRT", meson "killed by signal 6"
+    "Abort trap",  # macOS bash: "Abort trap: 6"
+    " abort  ",  # zsh: "[1]    47787 abort      pytest tests/" (the status column is padded)
     "didn't exit successfully",  # cargo test: the test binary died
     "panicked while panicking",
     "cannot unwind",
@@ -185,7 +187,9 @@ CI_TIMEOUT = re.compile(r"exceeded the maximum execution time|execution took lon
 # --- pytest reports -----------------------------------------------------------------------
 SUMMARY_ITEM = re.compile(r"(?P<n>\d+) (?P<what>failed|passed|skipped|errors?|xfailed|xpassed)")
 SUMMARY_LINE = re.compile(
-    r"^=+ (?P<body>(?:\d+ \w+(?:, )?)+.*?) in (?P<secs>\d+(?:\.\d+)?)s(?: \([^)]*\))? =+$"
+    # "in 4.20s" and, before pytest 5, "in 38.50 seconds"
+    r"^=+ (?P<body>(?:\d+ \w+(?:, )?)+.*?) in (?P<secs>\d+(?:\.\d+)?)(?:s| seconds)"
+    r"(?: \([^)]*\))? =+$"
 )
 SHORT_RESULT = re.compile(
     r"^(?P<kind>FAILED|ERROR) (?P<test>\S+?::\S+|\S+\.py)(?: - (?P<msg>.*))?$"

@@ -348,7 +348,7 @@ class Scanner:
         if self._kill(text, lineno, raw, prev):
             return
         if text.startswith("E ") or text.startswith("E\t"):
-            self._e_line(text)
+            self._e_line(text, lineno)
             return
         if text.startswith("___"):
             head = P.SECTION_HEADER.match(text)
@@ -704,8 +704,15 @@ class Scanner:
         return False
 
     # -- pytest reports -----------------------------------------------------------------------
-    def _e_line(self, text: str) -> None:
+    def _e_line(self, text: str, lineno: int) -> None:
         match = P.E_LINE.match(text)
+        if match and self._section is None:
+            # An excerpt that starts inside a failure section: its E line still tells.
+            if P.TIMEOUT_FAILED.search(text):
+                self._add(self.scan.timeouts, TimeoutDump(None, lineno, _cap(text)))
+            elif P.INFRA.search(text):
+                self._infra(text, lineno)
+            return
         if not match or self._section is None or self._section in self._section_exc:
             return
         exc_type, message = _exc_parts(match.group("text"))
