@@ -60,6 +60,12 @@ def _primary(name: str) -> Incident:
         ("real_copperline_windows_access_violation.log", "native-crash", None, "SIGSEGV"),
         ("real_gcloudcpp_exit_access_violation.log", "native-crash", None, "SIGSEGV"),
         ("real_thrustrtc_windows_fatal.log", "native-crash", "test.py::test_bug", "SIGSEGV"),
+        (
+            "real_solvcon_windows_heap_corruption.log",
+            "native-crash",
+            "..\\..\\..\\..\\tests\\test_pilot_2d.py::R2DWidgetWorldTC::test_add_2d_widget_created",
+            "SIGABRT",
+        ),
         ("real_keyring_objc_fork.log", "native-crash", "test_multiprocess_get", "SIGABRT"),
         ("real_xdist739_macos_crash_report.log", "native-crash", None, "SIGABRT"),
         ("real_gpgsync_macos_crash_report.log", "native-crash", None, "SIGABRT"),
@@ -154,11 +160,29 @@ def test_pyo3_panic_exception_is_a_python_exception_from_a_rust_panic() -> None:
     assert "not yet implemented" in incident.summary
 
 
+def test_windows_status_code_of_a_fault_dump_is_named() -> None:
+    incident = _primary("real_solvcon_windows_heap_corruption.log")
+    assert "heap corruption" in incident.summary and "Windows fatal exception" in incident.summary
+    assert incident.exit_code == -1073740940  # ninja's "Exit code 0xc0000374"
+    assert _triage("real_solvcon_windows_heap_corruption.log").run.tests.passed == 7
+
+
 def test_max_crashed_workers_is_never_primary() -> None:
     triage = _triage("real_xdist435_max_crashed.log")
     assert triage.incidents
     assert all(i.cause != "xdist-internal" for i in triage.incidents)
     assert all("aximum crashed" not in i.summary for i in triage.incidents)
+    secondary = [s for i in triage.incidents for s in i.secondary]
+    assert {s.cause for s in secondary} == {"xdist-internal"}
+    assert any("aximum crashed workers reached: 4" in s.summary for s in secondary)
+
+
+def test_max_crashed_workers_alone_still_means_dead_workers() -> None:
+    # The end of the same real log, without the node-down lines before it.
+    lines = (LOGS / "real_xdist435_max_crashed.log").read_text().splitlines()[-4:]
+    incidents = correlate(scan_lines(lines, "x.log"))
+    assert [i.cause for i in incidents] == ["native-crash"]
+    assert {s.cause for s in incidents[0].secondary} == {"xdist-internal"}
 
 
 def test_database_refusing_every_setup_is_infrastructure() -> None:

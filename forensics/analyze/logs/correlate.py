@@ -152,6 +152,12 @@ def _collect_crashes(scan: LogScan) -> list[_Crash]:
             crashes.append(known)
         known.test = known.test or item.test
         known.evidence.append(_ev(scan, item.line, item.excerpt))
+    # "replacing crashed worker gwN" alone (the node-down line cut from an excerpt) is a death.
+    for event in scan.worker_events:
+        if event.kind == "replaced" and event.worker and event.worker not in by_worker:
+            crash = _Crash(event.worker, None, event.line, [_ev(scan, event.line, event.excerpt)])
+            by_worker[event.worker] = crash
+            crashes.append(crash)
     # A session cut short (INTERNALERROR) never prints the crash report; xdist's result line
     # right after "node down" still names the test.
     for crash in crashes:
@@ -262,7 +268,10 @@ def _crash_incident(
         evidence.insert(0, _ev(scan, fault.line, fault.excerpt))
         cause, signal = "native-crash", fault.signal
         confidence = "medium" if crash.paired_by_order else "high"
-        what = f"{fault.signal or 'fatal error'} (Fatal Python error: {fault.fatal})"
+        said = (
+            "Windows fatal exception" if "Windows fatal" in fault.excerpt else "Fatal Python error"
+        )
+        what = f"{fault.signal or 'fatal error'} ({said}: {fault.fatal})"
     elif oom:
         cause, confidence, signal = "oom-kill", "medium", "SIGKILL"
         what = "killed by the kernel OOM killer"
@@ -489,6 +498,8 @@ def correlate(scan: LogScan) -> list[Incident]:
         crash_incidents.append((line, incident))
         incidents.append(incident)
     _kills(scan, incidents, crash_incidents, oom)
+    # xdist giving up before its INTERNALERROR: that has a crash to be secondary to.
+    _max_crashed(scan, incidents, crash_incidents)
     causes_seen = bool(incidents)
     _internal_errors(scan, incidents, crash_incidents)
     _failures(scan, incidents, crash_incidents, causes_seen, crashes)
@@ -688,6 +699,35 @@ def _kills(
         incidents.append(incident)
 
 
+def _max_crashed(
+    scan: LogScan, incidents: list[Incident], crash_incidents: list[tuple[int, Incident]]
+) -> None:
+    """xdist's "maximum crashed workers reached": always the crashes' consequence, never a cause."""
+    for event in scan.worker_events:
+        if event.kind != "max-crashed":
+            continue
+        summary = f"xdist stopped the session: {event.excerpt}"[:300]
+        if crash_incidents:
+            before = [inc for line, inc in crash_incidents if line <= event.line]
+            target = before[-1] if before else crash_incidents[0][1]
+            if not any(s.summary == summary for s in target.secondary):
+                target.secondary.append(Secondary("xdist-internal", summary))
+            continue
+        # The crashes themselves were cut from the excerpt; that workers died is certain.
+        incident = Incident(
+            id="",
+            cause="native-crash",
+            confidence="low",
+            summary="xdist workers kept dying until xdist gave up (maximum crashed workers"
+            " reached); the log does not show why they died",
+            evidence=[_ev(scan, event.line, event.excerpt)],
+            secondary=[Secondary("xdist-internal", summary)],
+            signature=normalize("native-crash xdist max-crashed"),
+        )
+        crash_incidents.append((event.line, incident))
+        incidents.append(incident)
+
+
 def _enrich(incident: Incident, kill: KillEvent, scan: LogScan | None = None) -> None:
     """Another report of the same death: its exit code, the test it names, its line."""
     if scan is not None and len(incident.evidence) < 12:
@@ -702,7 +742,10 @@ def _enrich(incident: Incident, kill: KillEvent, scan: LogScan | None = None) ->
 def _internal_errors(
     scan: LogScan, incidents: list[Incident], crash_incidents: list[tuple[int, Incident]]
 ) -> None:
+    gave_up = [e.line for e in scan.worker_events if e.kind == "max-crashed"]
     for err in scan.internal_errors:
+        # The INTERNALERROR xdist raises once it gave up on crashed workers is its own.
+        err.in_xdist = err.in_xdist or any(line <= err.line for line in gave_up)
         module = ""
         if err.where:
             path, func = err.where.rsplit(":", 1)

@@ -52,8 +52,12 @@ TRIGGER_PHRASES = (
     "First throw call stack",
     "0xC0000",  # Windows NTSTATUS crash codes, hex and decimal
     "0xc0000",
+    "0xE06D7363",
+    "0xe06d7363",
     "-10737",
+    "-529697949",
     "32212",
+    "3765269347",
     # pytest-timeout
     "Timeout",
     "Stack of ",
@@ -120,7 +124,7 @@ CRASHED_ITEM = re.compile(
     r"(?:worker|slave) '(?P<worker>gw\d+)' crashed while running '(?P<test>[^']+)'"
 )
 REPLACING = re.compile(r"[Rr]eplacing crashed (?:worker|slave) (?P<worker>gw\d+)")
-MAX_CRASHED = re.compile(r"maximum crashed workers reached: (?P<count>\d+)")
+MAX_CRASHED = re.compile(r"[Mm]aximum crashed workers reached: (?P<count>\d+)")
 INTERNALERROR = re.compile(r"^INTERNALERROR> ?(?P<text>.*)$")
 EXC_LINE = re.compile(
     r"^(?P<type>(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Failure|"
@@ -145,7 +149,7 @@ FH_FRAME = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?
 FATAL_NAME = re.compile("|".join(re.escape(name) for name in FATAL_SIGNALS))
 FH_TIMEOUT = re.compile(r"^Timeout \((?P<after>\d+:\d\d:\d\d(?:\.\d+)?)\)!")
 # "test_x.py::test_a Fatal Python error" - pytest -v prints the node id before the crash.
-LEADING_NODEID = re.compile(r"^(?P<test>[\w./\\-]+\.py::[^\s]+) ")
+LEADING_NODEID = re.compile(r"^\s*(?P<test>[\w./\\-]+\.py::[^\s]+) ")
 # "test.py Windows fatal exception" - the dots line of the file whose test crashed.
 LEADING_FILE = re.compile(r"^(?P<file>[\w./\\-]+\.py) [.FEsxX]*(?:Fatal|Windows)")
 

@@ -17,7 +17,7 @@ from forensics.model import TestCounts
 
 MAX_BYTES = 64 << 20  # a crashed run's log beyond this keeps counts it cannot prove
 CHUNK = 4 << 20
-_PREFIX = rb"(?:\S+Z )?(?:\[gw\d+\] )?"  # a CI timestamp, xdist's worker
+_PREFIX = rb"[ \t]*(?:\S+Z )?(?:\[gw\d+\] )?"  # indentation, a CI timestamp, xdist's worker
 PROGRESS = re.compile(
     rb"(?m)^" + _PREFIX + rb"(?:"
     # the dots line; also the one a death cut short ("tests/x.py ....Aborted (core dumped)")

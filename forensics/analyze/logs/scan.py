@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from forensics.analyze.faultparse import FATAL_SIGNALS
 from forensics.analyze.logs import patterns as P
-from forensics.analyze.logs.deaths import Deaths
+from forensics.analyze.logs.deaths import Deaths, windows_status
 from forensics.analyze.logs.decorations import strip, timestamp
 from forensics.analyze.logs.findings import (
     CrashedItem,
@@ -513,6 +513,11 @@ class Scanner:
                 signal = FATAL_SIGNALS.get(what)
             elif what.lower() in P.WINDOWS_FATAL:
                 signal = P.WINDOWS_FATAL[what.lower()]
+            elif what.startswith("code 0x") and windows_status(what):
+                # "Windows fatal exception: code 0xc0000374": the status names the signal.
+                status = windows_status(what)
+                signal = status[1] if status else None
+                what = f"{what} ({status[2]})" if status else what
             elif P.FATAL_MESSAGE.match(what) and "most recent call first" not in what:
                 signal = "SIGABRT"  # Py_FatalError() ends in abort()
             else:
