@@ -14,7 +14,8 @@ from forensics.analyze.faultparse import FATAL_SIGNALS
 from forensics.analyze.rules import INFRASTRUCTURE
 
 # Each phrase is a literal (regex-escaped below) of at least 4 bytes (the vectorised
-# prefilter keys on the first four); keep them specific, every hit costs a Python-level parse.
+# prefilter keys on the first four); keep them specific, every hit costs a Python-level parse,
+# and keep their first four bytes rare in ordinary output ("when", "cann", " a" are not).
 TRIGGER_PHRASES = (
     # pytest-xdist
     "node down",
@@ -41,23 +42,28 @@ TRIGGER_PHRASES = (
     "Terminated",
     "by signal",  # fish "terminated by signal SIGABRT", meson "killed by signal 6"
     "Abort trap",  # macOS bash: "Abort trap: 6"
-    " abort  ",  # zsh: "[1]    47787 abort      pytest tests/" (the status column is padded)
     "didn't exit successfully",  # cargo test: the test binary died
     "panicked while panicking",
-    "cannot unwind",
+    "panic in a function",  # "panic in a function that cannot unwind"
     "uncaught exception",  # libc++abi; macOS "Terminating app due to uncaught exception"
-    "when fork() was called",  # objc fork safety
+    "fork() was called",  # objc fork safety ("when fork" would stop at every "when")
     "Exception Type:",  # macOS crash report
-    " Crashed:",  # "Thread 0 Crashed::"
+    "Crashed:",  # "Thread 0 Crashed::"
     "First throw call stack",
-    "0xC0000",  # Windows NTSTATUS crash codes, hex and decimal
+    # Windows NTSTATUS crash codes, hex and decimal; the decimals whole, since a prefix such as
+    # "32212" is in every thousandth timestamp.
+    "0xC0000",
     "0xc0000",
     "0xE06D7363",
     "0xe06d7363",
-    "-10737",
-    "-529697949",
-    "32212",
-    "3765269347",
+    "-1073741819",  # access violation
+    "3221225477",
+    "-1073741571",  # stack overflow
+    "3221225725",
+    "-1073740940",  # heap corruption
+    "3221226356",
+    "-1073740791",  # fail-fast
+    "3221226505",
     # pytest-timeout
     "Timeout",
     "Stack of ",
