@@ -5,6 +5,7 @@ Each fixture is named in tests/fixtures/logs/REAL_DEATHS.md with the thread it c
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,21 @@ def test_event_loop_closed_alone_is_a_python_exception() -> None:
     assert [(i.cause, i.test) for i in incidents] == [
         ("python-exception", "tests/test_client.py::test_close")
     ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "x" * 65000 + " Killed",
+        "a: line 1: " * 6000 + "Killed",
+        "make: *** [" * 6000 + "Aborted",
+        "." * 65000 + "Aborted (core dumped)",
+        "libc++abi: terminating with uncaught exception of type " + "a::" * 20000,
+        "objc[1]: +[" + "X" * 60000 + " initialize] may have been in progress",
+    ],
+)
+def test_hostile_death_lines_stay_linear(line: str) -> None:
+    # Each pattern is anchored or gated so a 64 KiB line costs one pass, not one per position.
+    began = time.perf_counter()
+    correlate(scan_lines([line, line], "x.log"))
+    assert time.perf_counter() - began < 2.0

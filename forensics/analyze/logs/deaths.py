@@ -47,12 +47,18 @@ SHELL_WORDS = {
 # "Killed", "bash: line 1:  7667 Aborted   python -m pytest", make's "make: *** [Makefile:40:
 # pytest] Killed", macOS bash's "Segmentation fault: 11", and the word glued to the progress it
 # cut short: "tests/test_linalg.py ......Aborted (core dumped)".
+# The word and what may follow it to the end of the line; what comes before is checked apart
+# (SHELL_BY), so no pattern here backtracks over a long line.
 SHELL_DEATH = re.compile(
-    r"(?:^|(?P<by>\S*: line \d+: +\d+ +|make(?:\[\d+\])?: \*\*\* \[[^\]]*\] )|^\s*\d+ +"
-    r"|(?<=[.FEsxX]))"
     r"(?P<what>Segmentation fault|Aborted|Abort trap|Bus error|Illegal instruction|"
     r"Floating point exception|Killed|Terminated)(?::? \d+)?(?: +\(core dumped\))?"
     r"(?:\s{2,}(?P<cmd>.*))?$"
+)
+# Who printed it, at the end of the text before the word: bash's "<script>: line 1:  3160 ",
+# make's "make: *** [Makefile:40: pytest] ", a job-control "  3160 ".
+SHELL_BY = re.compile(
+    r"(?:\S{1,500}: line \d{1,9}: +\d{1,9} +|make(?:\[\d{1,9}\])?: \*\*\* \[[^\]]{0,500}\] "
+    r"|^\s*\d{1,9} +)$"
 )
 # fish: "fish: 'pytest -vs x.py' terminated by signal SIGABRT (Abort)"; zsh: "[1] 47787 abort"
 # (after the progress it cut short); meson: "killed by signal 6 SIGABRT".
@@ -245,7 +251,7 @@ class Deaths:
 
     def _expect(self, record: KillEvent | NativeAbort) -> None:
         if record.test is None:
-            self._untested.append(record)
+            self._untested = [*self._untested[-7:], record]  # bounded, whatever the log
             self._after = AFTER_LINES
 
     def _name(self, test: str) -> None:
@@ -362,10 +368,17 @@ class Deaths:
                 sig = by.group("sig") or ZSH_WORDS[by.group("zsh")]
                 self._kill(text, lineno, sig, by.start(), prev)
                 return True
-        shell = SHELL_DEATH.search(text)
+        shell = SHELL_DEATH.search(text) if any(w in text for w in SHELL_WORDS) else None
         if shell:
-            # What the program printed before the shell's or make's words: pytest's progress.
-            start = shell.start("by") if shell.group("by") else shell.start()
+            before = text[: shell.start()]
+            by = SHELL_BY.search(before[-600:]) if before else None
+            if by is not None:
+                # What the program printed before the shell's or make's words: the progress.
+                start = len(before) - len(before[-600:]) + by.start()
+            elif before and before[-1] not in ".FEsxX":
+                return False  # the word inside some other sentence
+            else:
+                start = len(before)  # the progress line the death cut short, or nothing
             self._kill(text, lineno, SHELL_WORDS[shell.group("what")], start, prev)
             return True
         status = windows_status(text)
