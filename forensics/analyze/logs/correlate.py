@@ -1,5 +1,5 @@
 """Turn one log's findings into incidents: pair crash evidence with workers and tests, and
-rank consequences (xdist INTERNALERROR, BrokenProcessPool, "Event loop is closed") below
+rank consequences (xdist INTERNALERROR, BrokenProcessPool, a broken pipe) below
 the crash that caused them.  A consequence is never primary while a cause is in sight.
 """
 
