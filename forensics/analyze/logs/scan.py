@@ -513,11 +513,9 @@ class Scanner:
                 signal = FATAL_SIGNALS.get(what)
             elif what.lower() in P.WINDOWS_FATAL:
                 signal = P.WINDOWS_FATAL[what.lower()]
-            elif what.startswith("code 0x") and windows_status(what):
+            elif what.startswith("code 0x") and (status := windows_status(what)):
                 # "Windows fatal exception: code 0xc0000374": the status names the signal.
-                status = windows_status(what)
-                signal = status[1] if status else None
-                what = f"{what} ({status[2]})" if status else what
+                signal, what = status[1], f"{what} ({status[2]})"
             elif P.FATAL_MESSAGE.match(what) and "most recent call first" not in what:
                 signal = "SIGABRT"  # Py_FatalError() ends in abort()
             else:
