@@ -10,6 +10,7 @@ enough for the pass to stay cheap.
 
 from __future__ import annotations
 
+import os
 import re
 
 from forensics.analyze.logs.reader import open_input
@@ -51,6 +52,11 @@ def count_file(path: str) -> TestCounts | None:
     """Counts from the progress lines of the log at *path*; None when it is too big or unread."""
     if path == "-":
         return None  # stdin was read once already
+    try:
+        if os.path.getsize(path) > MAX_BYTES:
+            return None  # decided before reading: a big log is not read twice
+    except OSError:
+        return None
     counts = TestCounts()
     carry = b""
     read = 0
