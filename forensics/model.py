@@ -7,9 +7,10 @@ meaning without a new schema string.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
+
+from forensics.rules import is_harness_path
 
 TRIAGE_SCHEMA = "forensics.triage/1"
 
@@ -39,16 +40,10 @@ class Frame:
     library: str | None = None
 
 
-# Test-harness and tooling code on every stack of a test process: never the suspect, and in a
-# view it is dimmed so the test's own frames and the library it called stand out.
-_HARNESS = re.compile(
-    r"/(?:_pytest|pytest|pluggy|xdist|execnet|pytest_timeout|forensics|_distutils_hack)/"
-    r"|/pytest_[a-z_]+\.py$"
-)
-
-
 def is_harness_frame(frame: Frame) -> bool:
-    return not frame.native and bool(_HARNESS.search(frame.file or ""))
+    """Test-harness and tooling code on every stack of a test process: never the suspect, and
+    in a view it is dimmed so the test's own frames and the library it called stand out."""
+    return not frame.native and is_harness_path(frame.file)
 
 
 @dataclass

@@ -12,16 +12,10 @@ from forensics.model import (
     Incident,
     Secondary,
 )
+from forensics.rules import INFRASTRUCTURE
 
 XDIST_714 = "pytest-dev/pytest-xdist#714"
-_INFRA_RE = re.compile(
-    r"Connection(?:Refused|Reset|Aborted)Error|Connection refused|Connection reset|"
-    r"Name or service not known|Temporary failure in name resolution|getaddrinfo failed|"
-    r"Max retries exceeded|ReadTimeout|ConnectTimeout|timed out|HTTP Error 5\d\d|"
-    r"\b50[234] (?:Bad Gateway|Service Unavailable|Gateway Time-?out)|"
-    r"error sending request for url",
-    re.IGNORECASE,
-)
+_INFRA_RE = INFRASTRUCTURE  # one rule set with the log side: forensics/rules.py
 
 
 _TIMEOUT_RE = re.compile(r"Failed: Timeout >[\d.]+s|Timeout \(\d+:\d\d:\d\d")

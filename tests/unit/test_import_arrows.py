@@ -69,7 +69,16 @@ def test_analyzer_never_runs_collectors_or_the_supervisor() -> None:
 
 def test_neutral_modules_import_only_neutral_modules() -> None:
     # Shared by every side, so they may import none of them.
-    neutral = ["blame", "faultparse", "kernel_lines", "owners", "stackrecords", "model", "bundle"]
+    neutral = [
+        "blame",
+        "faultparse",
+        "kernel_lines",
+        "owners",
+        "rules",
+        "stackrecords",
+        "model",
+        "bundle",
+    ]
     sides = ("forensics.analyze", "forensics.collect", "forensics.supervise", "forensics.render")
     for name in neutral:
         imports = _imports(ROOT / f"{name}.py")

@@ -6,6 +6,7 @@ from typing import IO, Any
 
 from forensics.analyze.logs.correlate import correlate
 from forensics.analyze.logs.junit import looks_like_junit, scan_junit
+from forensics.analyze.logs.progress import count_file
 from forensics.analyze.logs.reader import open_input, scan_stream
 from forensics.analyze.logs.scan import LogScan
 from forensics.errors import InputError
@@ -62,14 +63,18 @@ def analyze_logs(paths: list[str]) -> Triage:
                 f"{scan.source}: {scan.dropped} findings past the per-kind limit"
                 " were counted but not kept"
             )
-        if scan.summary:
-            counts = scan.summary.counts
+        counts_of = scan.summary.counts if scan.summary else None
+        if counts_of is None and (scan.native_aborts or scan.kills or scan.node_downs):
+            # A run that died before its summary line: count what its progress lines show.
+            counts_of = count_file(path)
+        if counts_of is not None:
+            counts = counts_of
             totals.passed += counts.passed
             totals.failed += counts.failed
             totals.error += counts.error
             totals.skipped += counts.skipped
-            if scan.summary.duration_s is not None:
-                durations.append(scan.summary.duration_s)
+        if scan.summary and scan.summary.duration_s is not None:
+            durations.append(scan.summary.duration_s)
         if scan.exit_code is not None:
             triage.run.exit_code = scan.exit_code
         incidents = correlate(scan)

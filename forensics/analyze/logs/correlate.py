@@ -1,5 +1,5 @@
 """Turn one log's findings into incidents: pair crash evidence with workers and tests, and
-rank consequences (xdist INTERNALERROR, BrokenProcessPool, "Event loop is closed") below
+rank consequences (xdist INTERNALERROR, BrokenProcessPool, a broken pipe) below
 the crash that caused them.  A consequence is never primary while a cause is in sight.
 """
 
@@ -10,20 +10,31 @@ from dataclasses import dataclass, field
 
 from forensics.analyze import differential
 from forensics.analyze.logs import patterns as P
+from forensics.analyze.logs.deaths import RUST_ABORTING as ABORTING
 from forensics.analyze.logs.findings import FaultRecord, KillEvent, NativeAbort, PythonFailure
 from forensics.analyze.logs.kernel import KernelFault, oom_summary
 from forensics.analyze.logs.scan import LogScan
 from forensics.analyze.logs.signatures import normalize
 from forensics.model import Evidence, Frame, Incident, Secondary, Stack
+from forensics.rules import is_harness_path
 
-# Frames from these packages are the test machinery, not the code that crashed.
-RUNNER_PACKAGES = ("_pytest", "pluggy", "xdist", "execnet", "pytest_timeout", "faulthandler")
 PHASE_BY_HOOK = {
     "pytest_runtest_setup": "setup",
     "pytest_runtest_call": "call",
     "pytest_runtest_teardown": "teardown",
     "pytest_collect_file": "collect",
     "pytest_make_collect_report": "collect",
+}
+# What each runtime's last words are called in a summary (logs/deaths.py and scan.py find them).
+NATIVE_LABEL = {
+    "rust-panic": "Rust panic",
+    "rust-fatal": "Rust fatal runtime error",
+    "rust-abort": "Rust runtime abort",
+    "cpp-terminate": "C++ terminate",
+    "cxx-uncaught": "C++ uncaught exception (libc++abi)",
+    "ns-exception": "uncaught Objective-C exception",
+    "objc-fork": "objc fork-safety abort",
+    "macos-crash-report": "macOS crash report",
 }
 MAX_TESTS_PER_GROUP = 20
 HANG_SILENCE_S = 300.0
@@ -60,8 +71,8 @@ def _current(fault: FaultRecord) -> Stack | None:
 
 
 def _runner_frame(frame: Frame) -> bool:
-    path = (frame.file or "").replace("\\", "/")
-    return any(f"/{pkg}/" in path or path.endswith(f"/{pkg}.py") for pkg in RUNNER_PACKAGES)
+    # The test machinery's frames, not the code that crashed: one set with bundles.
+    return is_harness_path(frame.file)
 
 
 def _test_from_frames(frames: list[Frame], rootdir: str | None) -> str | None:
@@ -74,6 +85,20 @@ def _test_from_frames(frames: list[Frame], rootdir: str | None) -> str | None:
             if rootdir and path.startswith(rootdir.rstrip("/") + "/"):
                 path = path[len(rootdir.rstrip("/")) + 1 :]
             return f"{path}::{frame.name}"
+    return None
+
+
+def _test_in_file(frames: list[Frame], progress_file: str | None) -> str | None:
+    """The test function among the frames of the file pytest's progress line named."""
+    if not progress_file:
+        return None
+    base = progress_file.replace("\\", "/").rsplit("/", 1)[-1]
+    for frame in frames:
+        if (
+            frame.name.startswith("test")
+            and (frame.file or "").replace("\\", "/").rsplit("/", 1)[-1] == base
+        ):
+            return f"{progress_file}::{frame.name}"
     return None
 
 
@@ -128,6 +153,12 @@ def _collect_crashes(scan: LogScan) -> list[_Crash]:
             crashes.append(known)
         known.test = known.test or item.test
         known.evidence.append(_ev(scan, item.line, item.excerpt))
+    # "replacing crashed worker gwN" alone (the node-down line cut from an excerpt) is a death.
+    for event in scan.worker_events:
+        if event.kind == "replaced" and event.worker and event.worker not in by_worker:
+            crash = _Crash(event.worker, None, event.line, [_ev(scan, event.line, event.excerpt)])
+            by_worker[event.worker] = crash
+            crashes.append(crash)
     # A session cut short (INTERNALERROR) never prints the crash report; xdist's result line
     # right after "node down" still names the test.
     for crash in crashes:
@@ -163,7 +194,13 @@ def _collect_crashes(scan: LogScan) -> list[_Crash]:
             unclaimed.remove(fault)
     for fault in unclaimed:  # a process outside xdist: the run itself, or a subprocess
         stack = _current(fault)
-        test = fault.test or _test_from_frames(stack.frames if stack else [], scan.rootdir)
+        frames = stack.frames if stack else []
+        test = (
+            fault.test
+            or _test_in_file(frames, fault.progress_file)
+            or _test_from_frames(frames, scan.rootdir)
+            or fault.progress_file  # the file is known even when no test frame is in the dump
+        )
         crashes.append(_Crash(fault.worker, test, fault.line, fault=fault))
     crashes.sort(key=lambda c: c.line)
     return crashes
@@ -239,7 +276,10 @@ def _crash_incident(
         evidence.insert(0, _ev(scan, fault.line, fault.excerpt))
         cause, signal = "native-crash", fault.signal
         confidence = "medium" if crash.paired_by_order else "high"
-        what = f"{fault.signal or 'fatal error'} (Fatal Python error: {fault.fatal})"
+        said = (
+            "Windows fatal exception" if "Windows fatal" in fault.excerpt else "Fatal Python error"
+        )
+        what = f"{fault.signal or 'fatal error'} ({said}: {fault.fatal})"
     elif kernel is not None:
         # The kernel's own line: the signal, and the library the faulting instruction was in.
         cause, confidence, signal = "native-crash", "medium", kernel.signal
@@ -259,15 +299,13 @@ def _crash_incident(
     for native in crash.natives:
         evidence.append(_ev(scan, native.line, native.excerpt))
         library = native.library or library
-        if native.kind in ("rust-panic", "rust-fatal", "cpp-terminate"):
-            signal = signal or "SIGABRT"
+        if native.kind in NATIVE_LABEL:
+            signal = signal or native.signal or "SIGABRT"
             if cause != "native-crash" or confidence == "low":
                 cause, confidence = "native-crash", "medium"
-            label = {
-                "rust-panic": "Rust panic",
-                "rust-fatal": "Rust fatal runtime error",
-                "cpp-terminate": "C++ terminate",
-            }[native.kind]
+            label = NATIVE_LABEL[native.kind]
+            if native.location:
+                label += f" at {native.location}"
             summary += f" after {label}: {native.message}" if native.message else f" after {label}"
         if native.frames:
             stacks.append(
@@ -454,6 +492,9 @@ def _failure_groups(scan: LogScan, failures: list[PythonFailure]) -> list[Incide
         failure.worker = failure.worker or ran_on.get(failure.test or "")
         head = f"{failure.exc_type}: {failure.message}" if failure.exc_type else failure.message
         cause = "infrastructure" if P.INFRA.search(head) else "python-exception"
+        if (failure.exc_type or "").endswith("PanicException"):
+            # PyO3 turned a Rust panic into this exception: the panic's message is the bug.
+            head += " (a Rust panic raised into Python by PyO3)"
         key = (cause, failure.signature)
         incident = groups.get(key)
         if incident is None:
@@ -521,30 +562,12 @@ def correlate(scan: LogScan) -> list[Incident]:
                     signature=normalize(f"hang faulthandler {fault.test or ''}"),
                 )
             )
-    for native in orphan_natives:
-        if native.kind == "rust-panic" and not any(k.signal == "SIGABRT" for k in scan.kills):
-            continue  # a panic PyO3 turned into PanicException shows up as a Python failure
-        incident = Incident(
-            id="",
-            cause="native-crash",
-            confidence="medium",
-            signal="SIGABRT",
-            summary=f"Process aborted after {native.kind}: {native.message}"[:300],
-            worker=native.worker,
-            native_library=native.library,
-            evidence=[_ev(scan, native.line, native.excerpt)],
-            stacks=[
-                Stack(
-                    pid=None, thread=f"{native.kind} backtrace", frames=native.frames, method="log"
-                )
-            ]
-            if native.frames
-            else [],
-            signature=normalize(f"native-crash SIGABRT {native.kind} {native.message}"),
-        )
-        crash_incidents.append((native.line, incident))
+    for line, incident in _native_incidents(scan, orphan_natives):
+        crash_incidents.append((line, incident))
         incidents.append(incident)
     _kills(scan, incidents, crash_incidents, oom)
+    # xdist giving up before its INTERNALERROR: that has a crash to be secondary to.
+    _max_crashed(scan, incidents, crash_incidents)
     causes_seen = bool(incidents)
     _internal_errors(scan, incidents, crash_incidents)
     _failures(scan, incidents, crash_incidents, causes_seen, crashes)
@@ -553,6 +576,68 @@ def correlate(scan: LogScan) -> list[Incident]:
         if "differential" not in incident.extra:
             _weigh_rest(scan, incident, kernel)
     return incidents
+
+
+def _one_death(group: list[NativeAbort], native: NativeAbort) -> bool:
+    """A Rust panic and what follows it (the "cannot unwind" panic, the runtime's abort) are
+    one death; so are a crash report and the exception it quotes."""
+    last = group[-1]
+    if native.line - last.line > NATIVE_WINDOW:
+        return False
+    rust = ("rust-panic", "rust-fatal", "rust-abort")
+    return last.kind in rust and native.kind in rust
+
+
+def _aborts(scan: LogScan, group: list[NativeAbort]) -> bool:
+    """Whether the process died of it, not only printed it.
+
+    A panic PyO3 catches becomes a PanicException in Python and the run goes on; a panic that
+    cannot unwind, a second panic, Rust's own "fatal runtime error" or the shell's report of
+    SIGABRT mean the process aborted.  Every other runtime here aborts by itself.
+    """
+    if any(n.kind != "rust-panic" or ABORTING.search(n.message) for n in group):
+        return True
+    return any(k.signal == "SIGABRT" for k in scan.kills)
+
+
+def _native_incidents(scan: LogScan, orphans: list[NativeAbort]) -> list[tuple[int, Incident]]:
+    """Runtime deaths no dead worker or fault dump stands behind: a serial run, a subprocess."""
+    groups: list[list[NativeAbort]] = []
+    for native in orphans:
+        if groups and _one_death(groups[-1], native):
+            groups[-1].append(native)
+        else:
+            groups.append([native])
+    found = []
+    for group in groups:
+        if not _aborts(scan, group):
+            continue
+        head = group[0]
+        frames = next((n.frames for n in group if n.frames), [])
+        label = NATIVE_LABEL.get(head.kind, head.kind)
+        if head.location:
+            label += f" at {head.location}"
+        test = next((n.test for n in group if n.test), None)
+        running = f" while running {test}" if test else ""
+        signal = head.signal or "SIGABRT"
+        message = f": {head.message}" if head.message else ""
+        incident = Incident(
+            id="",
+            cause="native-crash",
+            confidence="medium",
+            signal=signal,
+            summary=f"Process aborted ({signal}) after {label}{message}{running}"[:300],
+            worker=head.worker,
+            test=test,
+            native_library=next((n.library for n in group if n.library), None),
+            evidence=[_ev(scan, n.line, n.excerpt) for n in group[:6]],
+            stacks=[Stack(pid=None, thread=f"{head.kind} backtrace", frames=frames, method="log")]
+            if frames
+            else [],
+            signature=normalize(f"native-crash {signal} {head.kind} {head.message}"),
+        )
+        found.append((head.line, incident))
+    return found
 
 
 def _weigh_rest(scan: LogScan, incident: Incident, kernel: list[KernelFault]) -> None:
@@ -598,6 +683,8 @@ def _kills(
         for kill in scan.kills:
             if len(first.evidence) < 12 and kill.kind != "oom":
                 first.evidence.append(_ev(scan, kill.line, kill.excerpt))
+            if kill.kind != "oom":
+                _enrich(first, kill)
         return
     if oom:
         kill = oom[0]
@@ -645,28 +732,40 @@ def _kills(
                 signature=normalize(f"{cause} ci-cancel"),
             )
         elif kill.signal in ("SIGKILL", "SIGTERM"):
-            if any(i.cause == "external-kill" for i in incidents):
+            same = next((i for i in incidents if i.cause == "external-kill"), None)
+            if same is not None:  # the shell's "Killed" and the runner's "exit code 137"
+                _enrich(same, kill, scan)
                 continue
+            running = f" while running {kill.test}" if kill.test else ""
             incident = Incident(
                 id="",
                 cause="external-kill",
                 confidence="medium",
                 signal=kill.signal,
                 exit_code=kill.exit_code,
-                summary=f"The run was killed by {kill.signal} with no OOM evidence in the log",
+                summary=f"The run was killed by {kill.signal} with no OOM evidence in the log"
+                + running,
+                test=kill.test,
                 evidence=[_ev(scan, kill.line, kill.excerpt)],
                 signature=normalize(f"external-kill {kill.signal}"),
             )
         elif kill.signal:
-            if any(i.cause == "native-crash" for i in incidents):
+            same = next((i for i in incidents if i.cause == "native-crash"), None)
+            if same is not None:  # "Aborted (core dumped)" and "exit code 134": one death
+                _enrich(same, kill, scan)
                 continue
+            running = f" while running {kill.test}" if kill.test else ""
+            what = kill.signal
+            if kill.what:
+                what = f"{kill.what} (exit code {kill.exit_code}; {kill.signal} on POSIX)"
             incident = Incident(
                 id="",
                 cause="native-crash",
                 confidence="medium",
                 signal=kill.signal,
                 exit_code=kill.exit_code,
-                summary=f"The process died of {kill.signal} (no fault dump in the log)",
+                summary=f"The process died of {what} (no fault dump in the log){running}",
+                test=kill.test,
                 evidence=[_ev(scan, kill.line, kill.excerpt)],
                 signature=normalize(f"native-crash {kill.signal}"),
             )
@@ -676,16 +775,73 @@ def _kills(
         incidents.append(incident)
 
 
+def _max_crashed(
+    scan: LogScan, incidents: list[Incident], crash_incidents: list[tuple[int, Incident]]
+) -> None:
+    """xdist's "maximum crashed workers reached": always the crashes' consequence, never a cause."""
+    for event in scan.worker_events:
+        if event.kind != "max-crashed":
+            continue
+        summary = f"xdist stopped the session: {event.excerpt}"[:300]
+        if crash_incidents:
+            before = [inc for line, inc in crash_incidents if line <= event.line]
+            target = before[-1] if before else crash_incidents[0][1]
+            if not any(s.summary == summary for s in target.secondary):
+                target.secondary.append(Secondary("xdist-internal", summary))
+            continue
+        # The crashes themselves were cut from the excerpt; that workers died is certain.
+        incident = Incident(
+            id="",
+            cause="native-crash",
+            confidence="low",
+            summary="xdist workers kept dying until xdist gave up (maximum crashed workers"
+            " reached); the log does not show why they died",
+            evidence=[_ev(scan, event.line, event.excerpt)],
+            secondary=[Secondary("xdist-internal", summary)],
+            signature=normalize("native-crash xdist max-crashed"),
+        )
+        crash_incidents.append((event.line, incident))
+        incidents.append(incident)
+
+
+def _enrich(incident: Incident, kill: KillEvent, scan: LogScan | None = None) -> None:
+    """Another report of the same death: its exit code, the test it names, its line."""
+    if scan is not None and len(incident.evidence) < 12:
+        incident.evidence.append(_ev(scan, kill.line, kill.excerpt))
+    if incident.exit_code is None and kill.exit_code is not None:
+        incident.exit_code = kill.exit_code
+    if incident.test is None and kill.test:
+        incident.test = kill.test
+        incident.summary = f"{incident.summary} while running {kill.test}"[:300]
+
+
 def _internal_errors(
     scan: LogScan, incidents: list[Incident], crash_incidents: list[tuple[int, Incident]]
 ) -> None:
+    gave_up = [e.line for e in scan.worker_events if e.kind == "max-crashed"]
     for err in scan.internal_errors:
+        # The INTERNALERROR xdist raises once it gave up on crashed workers is its own.
+        err.in_xdist = err.in_xdist or any(line <= err.line for line in gave_up)
         module = ""
         if err.where:
             path, func = err.where.rsplit(":", 1)
             module = f" in {os.path.splitext(os.path.basename(path))[0]} {func}"
         head = f"{err.exc_type}: {err.message}" if err.exc_type else err.message
         summary = f"INTERNALERROR {head}{module}"[:300]
+        if P.INFRA.search(head) and not err.in_xdist:
+            # A conftest or plugin that needs the network failed the session: the network's
+            # fault, whatever pytest calls it.
+            incidents.append(
+                Incident(
+                    id="",
+                    cause="infrastructure",
+                    confidence="medium",
+                    summary=summary,
+                    evidence=[_ev(scan, err.line, err.excerpt)],
+                    signature=normalize(f"infrastructure {head}"),
+                )
+            )
+            continue
         if crash_incidents:
             before = [inc for line, inc in crash_incidents if line <= err.line]
             target = before[-1] if before else crash_incidents[0][1]
@@ -743,6 +899,8 @@ def _failures(
     incidents.extend(_failure_groups(scan, kept))
     if not kept and not causes_seen and not scan.failures:
         for tb in scan.tracebacks[-1:]:
+            if tb.exc_type is None and scan.infra:
+                continue  # a paste cut before its last line: the infrastructure lines decide
             head = f"{tb.exc_type}: {tb.message}" if tb.exc_type else tb.message
             cause = "infrastructure" if P.INFRA.search(head) else "python-exception"
             incidents.append(

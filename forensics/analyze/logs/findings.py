@@ -92,6 +92,8 @@ class FaultRecord:
     stacks: list[Stack] = field(default_factory=list)
     # Set for a ``faulthandler_timeout`` dump ("Timeout (0:05:00)!"), which means a hang.
     timeout: str | None = None
+    # "tests/x.py ..Fatal Python error": the file whose test crashed, when no node id is printed.
+    progress_file: str | None = None
 
 
 @dataclass
@@ -152,13 +154,18 @@ class TimeoutDump:
 class NativeAbort:
     """A native abort precursor: Rust panic, ``fatal runtime error``, C++ ``terminate``."""
 
-    kind: str  # "rust-panic" | "rust-fatal" | "cpp-terminate"
+    kind: str  # "rust-panic" | "rust-fatal" | "rust-abort" | "cpp-terminate" | "cxx-uncaught"
+    # | "ns-exception" | "objc-fork" | "macos-crash-report"
     message: str
     line: int
     excerpt: str
     library: str | None = None
     frames: list[Frame] = field(default_factory=list)
     worker: str | None = None
+    # The signal the runtime ends the process with (abort() for all but a crash report's own).
+    signal: str | None = None
+    test: str | None = None  # the test pytest was running, from the progress around it
+    location: str | None = None  # a Rust panic's "src/x.rs:L:C"
 
 
 @dataclass
@@ -178,6 +185,8 @@ class KillEvent:
     process: str | None = None
     # Seconds of silence before this line, when CI timestamps tell (a hang before a cancel).
     silence_s: float | None = None
+    test: str | None = None  # the test pytest was running, from the progress around it
+    what: str | None = None  # the status's own name: "access violation" for 0xC0000005
 
 
 @dataclass

@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 
 from forensics.faultparse import FATAL_SIGNALS
+from forensics.rules import INFRASTRUCTURE
 
 # Each phrase is a literal (regex-escaped below) of at least 4 bytes (the vectorised
-# prefilter keys on the first four); keep them specific, every hit costs a Python-level parse.
+# prefilter keys on the first four); keep them specific, every hit costs a Python-level parse,
+# and keep their first four bytes rare in ordinary output ("when", "cann", " a" are not).
 TRIGGER_PHRASES = (
     # pytest-xdist
     "node down",
@@ -35,6 +37,36 @@ TRIGGER_PHRASES = (
     # the kernel's own report of a fault (dmesg pasted into the log)
     "segfault at ",
     "traps: ",
+    # deaths a shell, a CI runner or a runtime reports (logs/deaths.py)
+    "Aborted",
+    "Bus error",
+    "Illegal instruction",
+    "Floating point exception",
+    "Terminated",
+    "by signal",  # fish "terminated by signal SIGABRT", meson "killed by signal 6"
+    "Abort trap",  # macOS bash: "Abort trap: 6"
+    "didn't exit successfully",  # cargo test: the test binary died
+    "panicked while panicking",
+    "panic in a function",  # "panic in a function that cannot unwind"
+    "uncaught exception",  # libc++abi; macOS "Terminating app due to uncaught exception"
+    "fork() was called",  # objc fork safety ("when fork" would stop at every "when")
+    "Exception Type:",  # macOS crash report
+    "Crashed:",  # "Thread 0 Crashed::"
+    "First throw call stack",
+    # Windows NTSTATUS crash codes, hex and decimal; the decimals whole, since a prefix such as
+    # "32212" is in every thousandth timestamp.
+    "0xC0000",
+    "0xc0000",
+    "0xE06D7363",
+    "0xe06d7363",
+    "-1073741819",  # access violation
+    "3221225477",
+    "-1073741571",  # stack overflow
+    "3221225725",
+    "-1073740940",  # heap corruption
+    "3221226356",
+    "-1073740791",  # fail-fast
+    "3221226505",
     # pytest-timeout
     "Timeout",
     "Stack of ",
@@ -102,7 +134,7 @@ CRASHED_ITEM = re.compile(
     r"(?:worker|slave) '(?P<worker>gw\d+)' crashed while running '(?P<test>[^']+)'"
 )
 REPLACING = re.compile(r"[Rr]eplacing crashed (?:worker|slave) (?P<worker>gw\d+)")
-MAX_CRASHED = re.compile(r"maximum crashed workers reached: (?P<count>\d+)")
+MAX_CRASHED = re.compile(r"[Mm]aximum crashed workers reached: (?P<count>\d+)")
 INTERNALERROR = re.compile(r"^INTERNALERROR> ?(?P<text>.*)$")
 EXC_LINE = re.compile(
     r"^(?P<type>(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Failure|"
@@ -127,14 +159,18 @@ FH_FRAME = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?
 FATAL_NAME = re.compile("|".join(re.escape(name) for name in FATAL_SIGNALS))
 FH_TIMEOUT = re.compile(r"^Timeout \((?P<after>\d+:\d\d:\d\d(?:\.\d+)?)\)!")
 # "test_x.py::test_a Fatal Python error" - pytest -v prints the node id before the crash.
-LEADING_NODEID = re.compile(r"^(?P<test>[\w./\\-]+\.py::[^\s]+) ")
+LEADING_NODEID = re.compile(r"^\s*(?P<test>[\w./\\-]+\.py::[^\s]+) ")
+# "test.py Windows fatal exception" - the dots line of the file whose test crashed.
+LEADING_FILE = re.compile(r"^(?P<file>[\w./\\-]+\.py) [.FEsxX]*(?:Fatal|Windows)")
 
 # --- native aborts ------------------------------------------------------------------------
 RUST_PANIC = re.compile(
     r"thread '(?P<thread>[^']*)'(?: \(\d+\))? panicked at "
     r"(?:'(?P<oldmsg>.*)', )?(?P<loc>[^\s']+?):?$"
 )
-RUST_FRAME = re.compile(r"^\s+\d+: (?P<name>\S.*)$")
+# "  12: tokio::runtime::park::block_on" and "   3:   0x10475 - std::io::Write::write_fmt::h10f"
+# (the address and the symbol hash say nothing a reader needs).
+RUST_FRAME = re.compile(r"^\s+\d+:\s+(?:0x[0-9a-fA-F]+ - )?(?P<name>\S.*?)(?:::h[0-9a-f]{16})?$")
 RUST_AT = re.compile(r"^\s+at (?P<file>.+?):(?P<line>\d+)(?::\d+)?$")
 CRATE = re.compile(r"/(?P<crate>[A-Za-z0-9_-]+-\d+\.\d+\.\d+[^/]*)/src/")
 CPP_TERMINATE = re.compile(
@@ -142,13 +178,6 @@ CPP_TERMINATE = re.compile(
 )
 CPP_WHAT = re.compile(r"^\s+what\(\):\s+(?P<what>.*)$")
 FATAL_RUNTIME = re.compile(r"fatal runtime error: (?P<what>.*)$")
-# "Killed", "Segmentation fault (core dumped)", "bash: line 1:  7667 Aborted   python -m pytest"
-SHELL_SIGNAL = re.compile(
-    r"^(?:.*?: line \d+: +\d+ |\s*\d+ )?(?P<what>Segmentation fault|Aborted|Bus error|"
-    r"Illegal instruction|Floating point exception|Killed|Terminated)(?: \(core dumped\))?"
-    r"(?:\s{2,}(?P<cmd>.*))?$"
-)
-
 # --- pytest-timeout -----------------------------------------------------------------------
 # The thread method prints its banner where the cursor is: after -q's dots on a progress line.
 TIMEOUT_BANNER = re.compile(r"^(?:(?P<test>[\w./\\-]+\.py::\S+) )?[^+]*?\++ Timeout \++$")
@@ -173,7 +202,9 @@ CI_TIMEOUT = re.compile(r"exceeded the maximum execution time|execution took lon
 # --- pytest reports -----------------------------------------------------------------------
 SUMMARY_ITEM = re.compile(r"(?P<n>\d+) (?P<what>failed|passed|skipped|errors?|xfailed|xpassed)")
 SUMMARY_LINE = re.compile(
-    r"^=+ (?P<body>(?:\d+ \w+(?:, )?)+.*?) in (?P<secs>\d+(?:\.\d+)?)s(?: \([^)]*\))? =+$"
+    # "in 4.20s" and, before pytest 5, "in 38.50 seconds"
+    r"^=+ (?P<body>(?:\d+ \w+(?:, )?)+.*?) in (?P<secs>\d+(?:\.\d+)?)(?:s| seconds)"
+    r"(?: \([^)]*\))? =+$"
 )
 SHORT_RESULT = re.compile(
     r"^(?P<kind>FAILED|ERROR) (?P<test>\S+?::\S+|\S+\.py)(?: - (?P<msg>.*))?$"
@@ -201,17 +232,14 @@ HEADER_CREATED = re.compile(r"^created: (?P<up>\d+)/(?P<total>\d+) workers$")
 HEADER_BEGIN = re.compile(r"^(?P<workers>\d+) workers \[(?P<items>\d+) items?\]")
 
 # --- infrastructure -----------------------------------------------------------------------
-INFRA = re.compile(
-    r"Connection refused|Connection reset|Name or service not known|"
-    r"Temporary failure in name resolution|Could not resolve host|getaddrinfo failed|"
-    r"(?:Read|Connect(?:ion)?) ?timed out|ReadTimeout|ConnectTimeout|error sending request for url|"
-    r"503 Service Unavailable|502 Bad Gateway|504 Gateway Time|429 Too Many Requests|"
-    r"HTTP Error 5\d\d|Max retries exceeded|RemoteDisconnected|"
-    r"Failed to (?:fetch|download|resolve) |Could not connect to"
-)
-# A Python failure that only follows from a crash elsewhere.
+# The one infrastructure rule set, shared with bundles (forensics/rules.py).
+INFRA = INFRASTRUCTURE
+# A Python failure that only follows from a crash elsewhere.  Not "Event loop is closed": an
+# asyncio loop closed under a test (a fixture's loop scope, a loop closed in teardown) is that
+# test's own bug - a crash in another process cannot close it, and after a crash in this one
+# no test runs to see it.
 CONSEQUENCE = re.compile(
-    r"BrokenProcessPool|terminated abruptly|Event loop is closed|BrokenPipeError|"
+    r"BrokenProcessPool|terminated abruptly|BrokenPipeError|"
     r"WorkerController|EOFError|Worker exited unexpectedly|ChildProcessError"
 )
 HTTP_HOST = re.compile(r"https?://(?P<host>[\w.-]+)")
@@ -227,13 +255,4 @@ SIGNAL_BY_EXIT = {
     -6: "SIGABRT",
     -9: "SIGKILL",
     -11: "SIGSEGV",
-}
-SIGNAL_BY_SHELL_WORD = {
-    "Segmentation fault": "SIGSEGV",
-    "Aborted": "SIGABRT",
-    "Bus error": "SIGBUS",
-    "Illegal instruction": "SIGILL",
-    "Floating point exception": "SIGFPE",
-    "Killed": "SIGKILL",
-    "Terminated": "SIGTERM",
 }

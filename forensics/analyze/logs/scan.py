@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs import timing
+from forensics.analyze.logs.deaths import Deaths, windows_status
 from forensics.analyze.logs.decorations import strip, timestamp
 from forensics.analyze.logs.findings import (
     CrashedItem,
@@ -159,10 +160,12 @@ class Scanner:
         self._prev: str | None = None
         self._live_test: str | None = None  # the test whose live-log section is open
         self._starts_noted = 0
+        # Shell, runner and runtime deaths, and the test running at each (logs/deaths.py).
+        self._deaths = Deaths(self.scan, self._add)
 
     @property
     def wants_all(self) -> bool:
-        return self._block is not None
+        return self._block is not None or self._deaths.wants_lines
 
     # -- plumbing ---------------------------------------------------------------------------
     def _add(self, items: list[T], item: T) -> None:
@@ -188,6 +191,8 @@ class Scanner:
         # The raw line and the one before, for dating what a block handler re-dispatches.
         self._raw, self._prev = raw, prev
         text, worker = strip(raw)
+        if self._deaths.wants_lines and self._deaths.follow(text):
+            return
         if self._block is not None:
             self._block_lines += 1
             if self._block_lines <= MAX_BLOCK_LINES and self._block(text, worker, lineno):
@@ -308,6 +313,8 @@ class Scanner:
                     _cap(text),
                     library=crate.group("crate") if crate else f"rust ({loc})",
                     worker=worker,
+                    location=loc,
+                    test=self._deaths.running(text[: panic.start()], prev),
                 )
                 self._native_wait = 0
                 return
@@ -338,15 +345,21 @@ class Scanner:
                     _cap(text),
                     library="libstdc++ (std::terminate)",
                     worker=worker,
+                    signal="SIGABRT",
+                    test=self._deaths.running(text[: term.start()], prev),
                 )
                 self._native_wait = 0
                 return
         if self._timing(text, lineno, prev):
             return
+        if self._deaths.line(text, worker, lineno, prev):
+            # Printed in a failure's captured output: that test ran the process that died.
+            self._deaths.in_section(None if self._summary_seen else self._section)
+            return
         if self._kill(text, lineno, raw, prev):
             return
         if text.startswith("E ") or text.startswith("E\t"):
-            self._e_line(text)
+            self._e_line(text, lineno)
             return
         if text.startswith("___"):
             head = P.SECTION_HEADER.match(text)
@@ -568,6 +581,9 @@ class Scanner:
                 signal = FATAL_SIGNALS.get(what)
             elif what.lower() in P.WINDOWS_FATAL:
                 signal = P.WINDOWS_FATAL[what.lower()]
+            elif what.startswith("code 0x") and (status := windows_status(what)):
+                # "Windows fatal exception: code 0xc0000374": the status names the signal.
+                signal, what = status[1], f"{what} ({status[2]})"
             elif P.FATAL_MESSAGE.match(what) and "most recent call first" not in what:
                 signal = "SIGABRT"  # Py_FatalError() ends in abort()
             else:
@@ -585,6 +601,8 @@ class Scanner:
                 worker,
                 lead.group("test") if lead else None,
             )
+            dots = None if lead else P.LEADING_FILE.match(text)
+            record.progress_file = dots.group("file") if dots else None
             self._open_faults.append(record)
             self._stack, self._idle = None, 0
             return True
@@ -769,8 +787,15 @@ class Scanner:
         return False
 
     # -- pytest reports -----------------------------------------------------------------------
-    def _e_line(self, text: str) -> None:
+    def _e_line(self, text: str, lineno: int) -> None:
         match = P.E_LINE.match(text)
+        if match and self._section is None:
+            # An excerpt that starts inside a failure section: its E line still tells.
+            if P.TIMEOUT_FAILED.search(text):
+                self._add(self.scan.timeouts, TimeoutDump(None, lineno, _cap(text)))
+            elif P.INFRA.search(text):
+                self._infra(text, lineno)
+            return
         if not match or self._section is None or self._section in self._section_exc:
             return
         exc_type, message = _exc_parts(match.group("text"))
@@ -890,17 +915,6 @@ class Scanner:
                 scan.kills, KillEvent("canceled", lineno, _cap(text), None, None, silence_s=silence)
             )
             return True
-        if (
-            "Killed" in text
-            or "core dumped" in text
-            or "Segmentation fault" in text
-            or "Aborted" in text
-        ):
-            shell = P.SHELL_SIGNAL.match(text)
-            if shell:
-                sig = P.SIGNAL_BY_SHELL_WORD[shell.group("what")]
-                self._add(scan.kills, KillEvent("shell-signal", lineno, _cap(text), sig))
-                return True
         return False
 
     def _infra(self, text: str, lineno: int) -> None:

@@ -1,0 +1,401 @@
+"""Deaths that a shell, a CI runner or a runtime reports, rather than pytest or faulthandler.
+
+``Aborted (core dumped)`` from bash, fish's ``terminated by signal``, cargo's ``process didn't
+exit successfully``, a Windows status code (``0xC0000005``), libc++abi's uncaught exception,
+a macOS crash report or ``Terminating app due to uncaught exception``, and the objc fork-safety
+abort.  Each becomes a :class:`KillEvent` (the death itself) or a :class:`NativeAbort` (what
+the runtime said before it died); the correlator turns them into incidents.
+
+None of these lines name a test, so the test is taken from the progress pytest printed around
+the death: the ``path::test`` of ``pytest -v`` with no result yet, or the file of the dots line
+the death interrupted.  Only the death line, the line before it and a few lines after it are
+looked at: the scanner never sees the ordinary progress lines (the prefilter skips them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from forensics.analyze.logs.decorations import strip
+from forensics.analyze.logs.findings import KillEvent, NativeAbort
+from forensics.model import Frame
+
+
+class _Scan(Protocol):
+    kills: list[KillEvent]
+    native_aborts: list[NativeAbort]
+
+
+# Lines after a death searched for the test pytest announced (stdout and stderr arrive in
+# either order in a CI log: the shell's "Aborted" often comes before pytest's "path::test").
+AFTER_LINES = 3
+MAX_FRAMES = 64
+
+# --- the shell's and the runner's report -----------------------------------------------------
+SHELL_WORDS = {
+    "Segmentation fault": "SIGSEGV",
+    "Aborted": "SIGABRT",
+    "Bus error": "SIGBUS",
+    "Illegal instruction": "SIGILL",
+    "Floating point exception": "SIGFPE",
+    "Killed": "SIGKILL",
+    "Terminated": "SIGTERM",
+    "Abort trap": "SIGABRT",
+}
+# "Killed", "bash: line 1:  7667 Aborted   python -m pytest", make's "make: *** [Makefile:40:
+# pytest] Killed", macOS bash's "Segmentation fault: 11", and the word glued to the progress it
+# cut short: "tests/test_linalg.py ......Aborted (core dumped)".
+# The word and what may follow it to the end of the line; what comes before is checked apart
+# (SHELL_BY), so no pattern here backtracks over a long line.
+SHELL_DEATH = re.compile(
+    r"(?P<what>Segmentation fault|Aborted|Abort trap|Bus error|Illegal instruction|"
+    r"Floating point exception|Killed|Terminated)(?::? \d+)?(?: +\(core dumped\))?"
+    r"(?:\s{2,}(?P<cmd>.*))?$"
+)
+# Who printed it, at the end of the text before the word: bash's "<script>: line 1:  3160 ",
+# make's "make: *** [Makefile:40: pytest] ", a job-control "  3160 ".
+SHELL_BY = re.compile(
+    r"(?:\S{1,500}: line \d{1,9}: +\d{1,9} +|make(?:\[\d{1,9}\])?: \*\*\* \[[^\]]{0,500}\] "
+    r"|^\s*\d{1,9} +)$"
+)
+# fish: "fish: 'pytest -vs x.py' terminated by signal SIGABRT (Abort)"; zsh: "[1] 47787 abort"
+# (after the progress it cut short); meson: "killed by signal 6 SIGABRT".
+BY_SIGNAL = re.compile(
+    r"(?:terminated|killed) by signal (?:\d+ )?(?P<sig>SIG[A-Z]+)"
+    r"|\[\d+\] +\d+ (?P<zsh>abort|segmentation fault|bus error|killed)\s"
+)
+ZSH_WORDS = {
+    "abort": "SIGABRT",
+    "segmentation fault": "SIGSEGV",
+    "bus error": "SIGBUS",
+    "killed": "SIGKILL",
+}
+# cargo: "process didn't exit successfully: `…` (signal: 11, SIGSEGV: invalid memory reference)"
+# or "(exit status: 0xc0000005, STATUS_ACCESS_VIOLATION)".
+CARGO = re.compile(
+    r"didn't exit successfully: .*\((?:signal: \d+, (?P<sig>SIG[A-Z]+)"
+    r"|exit (?:status|code): (?P<code>0x[0-9a-fA-F]+|-?\d+))"
+)
+# Windows NTSTATUS codes a crashed process exits with, in the three spellings CI prints.
+WINDOWS_STATUS = {
+    0xC0000005: ("SIGSEGV", "access violation"),
+    0xC00000FD: ("SIGSEGV", "stack overflow"),
+    0xC0000409: ("SIGABRT", "stack buffer overrun (fail-fast)"),
+    0xC000001D: ("SIGILL", "illegal instruction"),
+    0xC0000094: ("SIGFPE", "integer divide by zero"),
+    0xC0000374: ("SIGABRT", "heap corruption"),
+    0xE06D7363: ("SIGABRT", "uncaught C++ exception"),
+}
+WINDOWS_CODE = re.compile(
+    r"(?<![\w-])(?:0x(?P<hex>[cC]0000(?:005|0[fF][dD]|01[dD]|094|409|374)|[eE]06[dD]7363)"
+    r"|(?P<dec>-1073741819|-1073741571|-1073740791|-1073741795|-1073741676|-1073740940"
+    r"|-529697949|3221225477|3221225725|3221226505|3221225501|3221225620|3221226356"
+    r"|3765269347))\b"
+)
+
+# --- what the runtime said ---------------------------------------------------------------------
+# libc++abi.dylib: terminating with uncaught exception of type X: message
+# libc++abi: terminating due to uncaught exception of type X: message
+CXX_UNCAUGHT = re.compile(
+    r"libc\+\+abi(?:\.dylib)?: terminating (?:with|due to) uncaught exception of type "
+    r"(?P<type>[^:\s]+(?:::[^:\s]+)*)(?::\s*(?P<msg>.*))?$"
+)
+NS_UNCAUGHT = re.compile(
+    r"Terminating app due to uncaught exception '(?P<type>[^']+)'(?:, reason: '(?P<why>.*)')?"
+)
+OBJC_FORK = re.compile(
+    r"objc\[(?P<pid>\d+)\]: \+\[(?P<cls>\S+) initialize\] may have been in progress in another"
+    r" thread when fork\(\) was called"
+)
+CRASH_EXCEPTION = re.compile(r"^Exception Type: +(?P<type>EXC_\w+) +\((?P<sig>SIG[A-Z]+)\)")
+CRASHED_THREAD = re.compile(r"^(?:Thread \d+ Crashed::?|\*\*\* First throw call stack:)")
+# "2   QtCore   0x000000010ec02ad9 qt_message_fatal(...) + 9"
+MAC_FRAME = re.compile(r"^\s*\d+\s+(?P<lib>\S+)\s+0x[0-9a-fA-F]+ (?P<sym>.+?)(?: \+ \d+)?$")
+RUST_ABORTING = re.compile(
+    r"thread panicked while panicking|panic in a function that cannot unwind"
+    r"|panic in a destructor during cleanup"
+)
+# Apple's own libraries: the first frame past them is the code that crashed.
+SYSTEM_LIBRARIES = re.compile(
+    r"^(?:libsystem_\w+\.dylib|libc\+\+(?:abi)?(?:\.\d+)?\.dylib|libobjc\.A\.dylib|dyld|"
+    r"libdyld\.dylib|CoreFoundation|Foundation|AppKit|HIToolbox|libdispatch\.dylib|"
+    r"com\.apple\.\S+|\?\?\?)$"
+)
+
+# --- the test that was running -----------------------------------------------------------------
+# pytest -v before the result: "tests/x.py::test_y " (xdist's "[gw0]" is stripped already).
+VERBOSE_RUNNING = re.compile(r"^(?P<test>[\w./\\-]+\.py::\S+)\s*$")
+# pytest < 3 -v: "test/test_web.py:45: test_basic_socket"
+OLD_VERBOSE_RUNNING = re.compile(r"^(?P<file>[\w./\\-]+\.py):\d+: (?P<name>\w+)\s*$")
+# The dots line a death cut short: "tests/test_linalg.py ....." (the file, not the test).
+DOTS_RUNNING = re.compile(r"^(?P<file>[\w./\\-]+\.py)(?: [.FEsxXp]*)?\s*$")
+# unittest -v: "test_cpu (test_utils.TestFFI) ... "
+UNITTEST_RUNNING = re.compile(r"^(?P<name>\w+) \((?P<cls>[\w.]+)\)(?: \.\.\.)?\s*$")
+
+
+def running_test(before: str) -> str | None:
+    """The test a progress text announces with no result yet (None when it names none)."""
+    text = before.rstrip("\r\n")
+    match = VERBOSE_RUNNING.match(text)
+    if match:
+        return match.group("test")
+    old = OLD_VERBOSE_RUNNING.match(text)
+    if old:
+        return f"{old.group('file')}::{old.group('name')}"
+    dots = DOTS_RUNNING.match(text)
+    if dots:
+        return dots.group("file")
+    unit = UNITTEST_RUNNING.match(text)
+    if unit:
+        return f"{unit.group('cls')}.{unit.group('name')}"
+    return None
+
+
+def windows_status(text: str) -> tuple[int, str, str] | None:
+    """(exit code as printed, signal equivalent, name) of a Windows crash status in *text*."""
+    match = WINDOWS_CODE.search(text)
+    if match is None:
+        return None
+    raw = match.group("hex") or match.group("dec")
+    value = int(raw, 16) if match.group("hex") else int(raw)
+    status = value & 0xFFFFFFFF
+    if status not in WINDOWS_STATUS:
+        return None
+    signal, name = WINDOWS_STATUS[status]
+    printed = value if match.group("dec") else status - (1 << 32)
+    return printed, signal, name
+
+
+class Deaths:
+    """The death lines of one log; :meth:`line` is the scanner's hook."""
+
+    def __init__(self, scan: _Scan, add: Callable[[list[Any], Any], None]) -> None:
+        self.scan = scan
+        self._add = add
+        self._after = 0  # lines still searched for the running test
+        self._untested: list[KillEvent | NativeAbort] = []
+        self._frames: NativeAbort | None = None  # a crash report whose frames are being read
+        self._report: NativeAbort | None = None  # the macOS crash report being read
+
+    @property
+    def wants_lines(self) -> bool:
+        return self._after > 0 or self._frames is not None
+
+    def follow(self, text: str) -> bool:
+        """A line after a death: a frame of its report (consumed) or the running test."""
+        if self._frames is not None:
+            frame = MAC_FRAME.match(text)
+            if frame and len(self._frames.frames) < MAX_FRAMES:
+                lib, sym = frame.group("lib"), frame.group("sym")
+                self._frames.frames.append(Frame(sym, None, None, native=True, library=lib))
+                if self._frames.library is None and not SYSTEM_LIBRARIES.match(lib):
+                    self._frames.library = lib
+                return True
+            if text.strip() in ("(", ")", "") and not self._frames.frames:
+                return True
+            self._frames = None
+        if self._after > 0:
+            self._after -= 1
+            test = _verbose_test(text)
+            if test is not None:
+                self._name(test)
+                self._after = 0
+        return False
+
+    def line(self, text: str, worker: str | None, lineno: int, prev: str | None) -> bool:
+        """Parse a death line; True when it was one."""
+        return (
+            self._runtime(text, worker, lineno, prev)
+            or self._mac_report(text, worker, lineno)
+            or self._shell(text, worker, lineno, prev)
+        )
+
+    # -- the records ---------------------------------------------------------------------------
+    def _kill(
+        self,
+        text: str,
+        lineno: int,
+        signal: str,
+        start: int,
+        prev: str | None,
+        exit_code: int | None = None,
+        what: str | None = None,
+    ) -> KillEvent:
+        kill = KillEvent("shell-signal", lineno, text[:400], signal, exit_code, what=what)
+        kill.test = self.running(text[:start], prev)
+        self._add(self.scan.kills, kill)
+        self._expect(kill)
+        return kill
+
+    def _native(
+        self,
+        kind: str,
+        message: str,
+        text: str,
+        lineno: int,
+        worker: str | None,
+        library: str | None,
+        start: int,
+        prev: str | None,
+        signal: str = "SIGABRT",
+    ) -> NativeAbort:
+        native = NativeAbort(
+            kind, message[:300], lineno, text[:400], library=library, worker=worker, signal=signal
+        )
+        native.test = self.running(text[:start], prev)
+        self._add(self.scan.native_aborts, native)
+        self._expect(native)
+        return native
+
+    def _expect(self, record: KillEvent | NativeAbort) -> None:
+        if record.test is None:
+            self._untested = [*self._untested[-7:], record]  # bounded, whatever the log
+            self._after = AFTER_LINES
+
+    def _name(self, test: str) -> None:
+        for record in self._untested:
+            record.test = record.test or test
+        self._untested.clear()
+
+    def in_section(self, section: str | None) -> None:
+        """The failure section the last death was printed in names its test, if nothing else."""
+        if section is None:
+            return
+        for record in self.scan.kills[-1:] + self.scan.native_aborts[-1:]:
+            if record.test is None and record in self._untested:
+                record.test = section
+                self._untested.remove(record)
+        if not self._untested:
+            self._after = 0
+
+    def running(self, before: str, prev: str | None) -> str | None:
+        """The test running at a death: from the text before it on its line, or the line before."""
+        test = running_test(before.strip()) if before.strip() else None
+        if test is None and prev is not None:
+            test = _verbose_test(_strip(prev)) or running_test(_strip(prev))
+        return test
+
+    # -- parsers -------------------------------------------------------------------------------
+    def _runtime(self, text: str, worker: str | None, lineno: int, prev: str | None) -> bool:
+        if "uncaught exception of type" in text:
+            cxx = CXX_UNCAUGHT.search(text)
+            if cxx:
+                what = cxx.group("type")
+                msg = (cxx.group("msg") or "").strip()
+                message = f"{what}: {msg}" if msg else what
+                self._native(
+                    "cxx-uncaught", message, text, lineno, worker, "libc++abi", cxx.start(), prev
+                )
+                return True
+        if "Terminating app due to" in text:
+            ns = NS_UNCAUGHT.search(text)
+            if ns:
+                why = ns.group("why")
+                message = f"{ns.group('type')}: {why}" if why else ns.group("type")
+                if self._report is not None and lineno - self._report.line < 40:
+                    self._report.message = message  # the report's Application Specific Info
+                    return True
+                native = self._native(
+                    "ns-exception", message, text, lineno, worker, None, len(text), None
+                )
+                self._frames = native  # "*** First throw call stack:" follows
+                return True
+        if "when fork() was called" in text:
+            fork = OBJC_FORK.search(text)
+            if fork:
+                cls = fork.group("cls")
+                # objc prints the warning and then the abort message for the same pid.
+                if any(
+                    n.kind == "objc-fork"
+                    and n.message.startswith(f"+[{cls} initialize]")
+                    and lineno - n.line < 5
+                    for n in self.scan.native_aborts[-4:]
+                ):
+                    return True
+                message = (
+                    f"+[{cls} initialize] was in progress in another thread when fork() was"
+                    f" called (pid {fork.group('pid')}); objc aborts the child"
+                )
+                self._native("objc-fork", message, text, lineno, worker, "libobjc", 0, prev)
+                return True
+        if "didn't exit successfully" in text:
+            cargo = CARGO.search(text)
+            if cargo:
+                if cargo.group("sig"):
+                    self._kill(text, lineno, cargo.group("sig"), 0, None, what="cargo test binary")
+                    return True
+                status = windows_status(cargo.group("code") or "")
+                if status is not None:
+                    self._kill(text, lineno, status[1], 0, None, status[0], status[2])
+                    return True
+        if RUST_ABORTING.search(text):
+            self._native("rust-abort", text.strip(), text, lineno, worker, "rust runtime", 0, prev)
+            return True
+        return False
+
+    def _mac_report(self, text: str, worker: str | None, lineno: int) -> bool:
+        if text.startswith("Exception Type:"):
+            head = CRASH_EXCEPTION.match(text)
+            if head:
+                self._report = self._native(
+                    "macos-crash-report",
+                    head.group("type"),
+                    text,
+                    lineno,
+                    worker,
+                    None,
+                    len(text),
+                    None,
+                    signal=head.group("sig"),
+                )
+                return True
+        if CRASHED_THREAD.match(text):
+            target = self._report
+            if text.startswith("***"):
+                recent = self.scan.native_aborts[-1:] if self.scan.native_aborts else []
+                target = recent[0] if recent and lineno - recent[0].line < 5 else target
+            if target is not None:
+                self._frames = target
+                return True
+        return False
+
+    def _shell(self, text: str, worker: str | None, lineno: int, prev: str | None) -> bool:
+        if "signal" in text or "] " in text:
+            by = BY_SIGNAL.search(text)
+            if by:
+                sig = by.group("sig") or ZSH_WORDS[by.group("zsh")]
+                self._kill(text, lineno, sig, by.start(), prev)
+                return True
+        shell = SHELL_DEATH.search(text) if any(w in text for w in SHELL_WORDS) else None
+        if shell:
+            before = text[: shell.start()]
+            by = SHELL_BY.search(before[-600:]) if before else None
+            if by is not None:
+                # What the program printed before the shell's or make's words: the progress.
+                start = len(before) - len(before[-600:]) + by.start()
+            elif before and before[-1] not in ".FEsxX":
+                return False  # the word inside some other sentence
+            else:
+                start = len(before)  # the progress line the death cut short, or nothing
+            self._kill(text, lineno, SHELL_WORDS[shell.group("what")], start, prev)
+            return True
+        status = windows_status(text)
+        if status is not None:
+            self._kill(text, lineno, status[1], 0, prev, status[0], status[2])
+            return True
+        return False
+
+
+def _verbose_test(text: str) -> str | None:
+    match = VERBOSE_RUNNING.match(text) or OLD_VERBOSE_RUNNING.match(text)
+    if match is None:
+        return None
+    if "test" in match.groupdict():
+        return match.group("test")
+    return f"{match.group('file')}::{match.group('name')}"
+
+
+def _strip(raw: str) -> str:
+    return strip(raw)[0]
