@@ -17,6 +17,7 @@ are exactly those the regex finds, whichever path ran.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -101,23 +102,36 @@ def _pair_counts(sample: Buffer) -> Any:
 
 # --- without numpy ------------------------------------------------------------------------------
 def _byte_candidates(sample: Buffer) -> Candidates:
-    """Offsets of each phrase's rarest byte where the whole phrase stands around it."""
+    """Offsets of each phrase's rarest byte where the whole phrase stands around it.
+
+    ``re`` stops at every key byte, so a phrase whose rarest byte is still common here (the
+    ``_`` of ``"___ "`` among test names) is searched for alone: a literal runs at memchr-like
+    speed, one pass costs less than stopping at every ``_``.
+    """
     counts = {b: sample.count(bytes((b,))) for b in {b for p in _PHRASES for b in p}}
     by_key: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
     for phrase in _PHRASES:
         at = min(range(len(phrase)), key=lambda k: (counts[phrase[k]], k))
         by_key[phrase[at]].append((phrase[at + 1 :], phrase))
+    finders: list[re.Pattern[bytes]] = []
     branches = []
-    for key, items in sorted(by_key.items()):
+    # The most frequent key first: `re` tries the branches in order at every stop.
+    for key, items in sorted(by_key.items(), key=lambda item: (-counts[item[0]], item[0])):
+        # Measured: a stop costs ~80 ns, a pass of a literal ~0.55 ns a byte.
+        if counts[key] * 80 > len(sample) * 0.55 * len(items):
+            finders.extend(re.compile(re.escape(whole)) for _rest, whole in items)
+            continue
         # The rest of the phrase first, so `re` drops most alternatives on their first byte;
         # the look-behind then checks the part before the key, ending where the phrase ends.
         alternatives = [
             re.escape(rest) + b"(?<=" + re.escape(whole) + b")" for rest, whole in items
         ]
         branches.append(re.escape(bytes((key,))) + b"(?:" + b"|".join(alternatives) + b")")
-    finder = re.compile(b"|".join(branches), re.DOTALL)
+    if branches:
+        finders.append(re.compile(b"|".join(branches), re.DOTALL))
 
     def candidates(buf: Buffer, end: int) -> Iterator[int]:
-        return (match.start() for match in finder.finditer(buf, 0, end))
+        found = [(m.start() for m in finder.finditer(buf, 0, end)) for finder in finders]
+        return found[0] if len(found) == 1 else heapq.merge(*found)
 
     return candidates
