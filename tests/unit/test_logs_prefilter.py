@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,12 @@ def _candidate_lines(buf: bytes, sample: bytes, vectorised: bool) -> list[int]:
 
 def test_phrases_are_long_enough_for_a_pair_key() -> None:
     assert all(len(p.encode()) >= 2 for p in TRIGGER_PHRASES)
+
+
+def test_the_trigger_is_the_phrases_and_nothing_else() -> None:
+    # The prefilters key on TRIGGER_PHRASES; an alternative added to the regex alone would be
+    # confirmed by the reader but never proposed, so its lines would be missed.
+    assert TRIGGER_BYTES.pattern == "|".join(map(re.escape, TRIGGER_PHRASES)).encode()
 
 
 @pytest.mark.parametrize("vectorised", PATHS)
