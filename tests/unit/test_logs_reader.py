@@ -63,3 +63,24 @@ def test_a_stream_without_readinto_reads_the_same() -> None:
             return self.inner.read(min(size, 1000))  # short reads, as from a pipe
 
     assert scan_stream(_ReadOnly(), "x") == scan_stream(io.BytesIO(data), "x")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(prefilter.np is None, reason="only the numpy keys can go stale")
+def test_keys_follow_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys rare at the start but common later are chosen again where they stopped being rare."""
+    from forensics.analyze.logs import reader
+
+    head = b"tests/test_a.py ........................................  [ 1%]\n" * 40_000
+    # "Stack (most recent" is keyed on a pair absent from the head; here it is everywhere.
+    body = b"Stack (mo Stack (mo Stack (mo tests/test_b.py::test_x PASSED  [ 50%]\n" * 200_000
+    data = head + body + b"Stack (most recent call first):\n"
+    keyed: list[int] = []
+
+    def counting(sample: prefilter.Buffer, vectorised: bool | None = None) -> prefilter.Candidates:
+        keyed.append(len(sample))
+        return prefilter.candidates_for(sample, vectorised)
+
+    monkeypatch.setattr(reader, "candidates_for", counting)
+    scan = reader.scan_stream(io.BytesIO(data), "x")
+    assert len(keyed) == 2, keyed
+    assert scan == reader.scan_stream(io.BytesIO(data), "x", prefilter.candidates_for(b"", False))

@@ -59,8 +59,10 @@ def open_input(path: str) -> IO[bytes]:
 def scan_stream(stream: IO[bytes], source: str, candidates: Candidates | None = None) -> LogScan:
     """Scan a byte stream in constant memory; damage (truncated gzip) becomes a note.
 
-    ``candidates`` is the prefilter (default: the fastest available, keyed on the first chunk).
+    ``candidates`` is the prefilter (default: the fastest available, keyed on the first chunk
+    and keyed again on any chunk where its keys are no longer rare).
     """
+    rekey = candidates is None
     scanner = Scanner(source)
     lineno = 0  # number of the last line fully consumed
     skipping = False  # inside the tail of an over-long line
@@ -96,7 +98,10 @@ def scan_stream(stream: IO[bytes], source: str, candidates: Candidates | None = 
                 else:
                     kept = filled
                 continue
-            lineno = _scan_buffer(scanner, buf, end, lineno, history, candidates)
+            lineno, rejected = _scan_buffer(scanner, buf, end, lineno, history, candidates)
+            if rekey and rejected > end >> 12:
+                # This part of the log is not like its start: key on what is rare here.
+                candidates = candidates_for(bytes(view[:end]))
             if end >= LOOKBACK:
                 history = bytes(view[end - LOOKBACK : end])
             else:
@@ -136,14 +141,18 @@ def _scan_buffer(
     lineno: int,
     history: bytes = b"",
     candidates: Candidates | None = None,
-) -> int:
-    """Feed the trigger lines of ``buf[:end]`` (whole lines); return the last line number."""
+) -> tuple[int, int]:
+    """Feed the trigger lines of ``buf[:end]`` (whole lines).
+
+    Returns the last line number and how many candidate lines were not trigger lines.
+    """
     if candidates is None:
         candidates = candidates_for(buf[:CHUNK])
     pos = 0  # start of the next unconsumed line
     found = candidates(buf, end)
     hit = -1
     checked = 0  # candidates before this lie in lines already confirmed or rejected
+    rejected = 0
     while pos < end:
         if scanner.wants_all:
             nl = buf.find(b"\n", pos, end)
@@ -159,11 +168,12 @@ def _scan_buffer(
         while hit < pos or hit < checked:
             hit = next(found, end)
         if hit >= end:
-            return lineno + count_newlines(buf, pos, end)
+            return lineno + count_newlines(buf, pos, end), rejected
         start = max(pos, buf.rfind(b"\n", pos, hit) + 1)
         nl = buf.find(b"\n", hit, end)
         if _confirm(buf, start, nl) is None:
             checked = nl + 1
+            rejected += 1
             continue
         lineno += count_newlines(buf, pos, start)
         prev = _prev_line(history, buf, start)
@@ -172,7 +182,7 @@ def _scan_buffer(
             _worker_last_seen(scanner, history + buf[:nl], len(history) + start, len(history) + nl)
         scanner.feed(_decode(buf[start:nl]), lineno, prev)
         pos = nl + 1
-    return lineno
+    return lineno, rejected
 
 
 def _prev_line(history: bytes, buf: bytes | bytearray, start: int) -> str | None:
