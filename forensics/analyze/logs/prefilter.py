@@ -10,9 +10,11 @@ are exactly those the regex finds, whichever path ran.
 
 - With numpy (the ``fast`` extra): each phrase is keyed on its rarest byte pair; one 64 Ki
   lookup table of those pairs is gathered over both 2-byte alignments of the buffer.
-- Without: each phrase is keyed on its rarest byte; one regex ``x(?:rest(?<=phrase)|...)``
-  per key byte lets ``re`` skip, in C, every position whose byte is no key, and check the rest
-  of the phrase only where it is one.
+- Without: each phrase is keyed on its rarest byte; one regex of branches
+  ``k(?:rest(?<=phrase)|...)``, one per key byte ``k``, lets ``re`` skip, in C, every position
+  whose byte is no key and check the rest of a phrase only where it is one.  About 4x slower
+  than with numpy on a pytest log (the ``re`` loop costs a few ns a byte, a stop ~100 ns), and
+  still 2-5x faster than the plain alternation.
 """
 
 from __future__ import annotations
