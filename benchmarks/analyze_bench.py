@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import random
 import statistics
@@ -174,6 +175,9 @@ def main() -> None:
         "analyze (numpy)": [sys.executable, "-m", *analyze],
         "analyze (no numpy)": [sys.executable, "-c", WITHOUT_NUMPY, *analyze[1:]],
     }
+    if importlib.util.find_spec("numpy") is None:
+        print("numpy is not installed (pip install '.[fast]'): no numpy row", file=sys.stderr)
+        del commands["analyze (numpy)"]
     results: dict[str, list[tuple[float, int, int, bytes]]] = {name: [] for name in commands}
     for _ in range(args.runs):
         for name, argv in commands.items():  # interleaved, so load on the machine hits all
