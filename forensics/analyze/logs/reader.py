@@ -1,9 +1,10 @@
 """Read a log as bytes in bounded chunks and feed the scanner only the lines that matter.
 
-The prefilter runs over whole buffers in C (:data:`patterns.TRIGGER_BYTES`); Python only
-touches the lines it hits and the lines of an open block.  A line longer than
-``MAX_LINE`` is cut (its head is scanned, the rest skipped), so memory stays bounded
-whatever the input: no newline for a gigabyte is fine.
+The prefilter (:mod:`.prefilter`) runs over whole buffers in C and names candidate lines;
+each is confirmed with :data:`patterns.TRIGGER_BYTES` before the scanner sees it, so Python
+touches only trigger lines and the lines of an open block.  A line longer than ``MAX_LINE``
+is cut (its head is scanned, the rest skipped), so memory stays bounded whatever the input:
+no newline for a gigabyte is fine.
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ from typing import IO, cast
 
 from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs.decorations import strip, timestamp
-from forensics.analyze.logs.prefilter import count_newlines, hits
+from forensics.analyze.logs.prefilter import Candidates, candidates_for, count_newlines
 from forensics.analyze.logs.scan import MAX_LINE, LogScan, Scanner
 from forensics.analyze.logs.timing import STARTS_WINDOW
 from forensics.errors import InputError
 
 CHUNK = 2 << 20  # 2 MiB: the prefilter's temporaries stay cache-sized (faster than 4-8 MiB)
+_confirm = P.TRIGGER_BYTES.search
 GZIP_MAGIC = b"\x1f\x8b"
 LOOKBACK = 1 << 20  # bytes searched back for a dead worker's last line of its own
 _NODE_DOWN_WORKER = re.compile(rb"\[(gw\d+)\] node down")
 
 
-def _decode(raw: bytes) -> str:
+def _decode(raw: bytes | bytearray) -> str:
     return raw[:MAX_LINE].decode("utf-8", "replace")
 
 
@@ -55,58 +57,103 @@ def open_input(path: str) -> IO[bytes]:
     return stream
 
 
-def scan_stream(stream: IO[bytes], source: str) -> LogScan:
-    """Scan a byte stream in constant memory; damage (truncated gzip) becomes a note."""
+def scan_stream(stream: IO[bytes], source: str, candidates: Candidates | None = None) -> LogScan:
+    """Scan a byte stream in constant memory; damage (truncated gzip) becomes a note.
+
+    ``candidates`` is the prefilter (default: the fastest available, keyed on the first chunk
+    and keyed again on any chunk where its keys are no longer rare).
+    """
+    rekey = candidates is None
     scanner = Scanner(source)
     lineno = 0  # number of the last line fully consumed
-    carry = b""
     skipping = False  # inside the tail of an over-long line
     history = b""  # the last LOOKBACK bytes of whole lines already scanned
+    # One buffer for the whole stream, read into in place: a partial last line (at most
+    # MAX_LINE bytes, kept at the front) and then a chunk.  Fresh bytes per chunk would cost
+    # an allocation, its page faults and a copy to join the partial line, as much as the search.
+    buf = bytearray(MAX_LINE + CHUNK)
+    view = memoryview(buf)
+    kept = 0  # bytes of a partial line at the front of buf
     try:
         while True:
-            chunk = stream.read(CHUNK)
-            if not chunk:
+            got = _fill(stream, view[kept : kept + CHUNK])
+            if not got:
                 break
-            if skipping:
-                cut = chunk.find(b"\n")
+            filled = kept + got
+            if candidates is None:
+                candidates = candidates_for(bytes(view[kept:filled]))
+            if skipping:  # then kept == 0
+                cut = buf.find(b"\n", 0, filled)
                 if cut < 0:
                     continue
                 # The cut line was counted when its head was fed.
-                chunk, skipping = chunk[cut + 1 :], False
-            buf = carry + chunk if carry else chunk
-            end = buf.rfind(b"\n") + 1
+                buf[: filled - cut - 1] = buf[cut + 1 : filled]
+                filled, skipping = filled - cut - 1, False
+            end = buf.rfind(b"\n", 0, filled) + 1
             if end == 0:
-                if len(buf) > MAX_LINE:
+                if filled > MAX_LINE:
                     # One line without an end: scan its head, drop the rest.
                     lineno += 1
-                    scanner.feed(_decode(buf), lineno)
-                    carry, skipping = b"", True
+                    scanner.feed(_decode(buf[:MAX_LINE]), lineno)
+                    kept, skipping = 0, True
                 else:
-                    carry = buf
+                    kept = filled
                 continue
-            lineno = _scan_buffer(scanner, buf, end, lineno, history)
-            history = buf[end - LOOKBACK : end] if end >= LOOKBACK else (history + buf[:end])
-            history = history[-LOOKBACK:]
-            carry = buf[end:]
-            if len(carry) > MAX_LINE:
+            lineno, rejected = _scan_buffer(scanner, buf, end, lineno, history, candidates)
+            if rekey and rejected > end >> 12:
+                # This part of the log is not like its start: key on what is rare here.
+                candidates = candidates_for(bytes(view[:end]))
+            if end >= LOOKBACK:
+                history = bytes(view[end - LOOKBACK : end])
+            else:
+                history = (history + view[:end])[-LOOKBACK:]
+            kept = filled - end
+            if kept > MAX_LINE:
                 lineno += 1
-                scanner.feed(_decode(carry), lineno)
-                carry, skipping = b"", True
+                scanner.feed(_decode(buf[end : end + MAX_LINE]), lineno)
+                kept, skipping = 0, True
+            else:
+                buf[:kept] = buf[end:filled]
     except (OSError, EOFError, zlib.error) as exc:
         scanner.scan.notes.append(f"{source}: input ends early after line {lineno}: {exc}")
-    if carry:
+    if kept:
         lineno += 1
-        if scanner.wants_all or P.TRIGGER.search(_decode(carry)):
-            scanner.feed(_decode(carry), lineno)
+        last = _decode(buf[:kept])
+        if scanner.wants_all or P.TRIGGER.search(last):
+            scanner.feed(last, lineno)
     scanner.scan.lines = max(scanner.scan.lines, lineno)
     return scanner.finish()
 
 
-def _scan_buffer(scanner: Scanner, buf: bytes, end: int, lineno: int, history: bytes = b"") -> int:
-    """Feed the trigger lines of ``buf[:end]`` (whole lines); return the last line number."""
+def _fill(stream: IO[bytes], into: memoryview) -> int:
+    """Read up to ``len(into)`` bytes into ``into``; 0 at the end of the stream."""
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        return int(readinto(into) or 0)
+    data = stream.read(len(into))
+    into[: len(data)] = data
+    return len(data)
+
+
+def _scan_buffer(
+    scanner: Scanner,
+    buf: bytes | bytearray,
+    end: int,
+    lineno: int,
+    history: bytes = b"",
+    candidates: Candidates | None = None,
+) -> tuple[int, int]:
+    """Feed the trigger lines of ``buf[:end]`` (whole lines).
+
+    Returns the last line number and how many candidate lines were not trigger lines.
+    """
+    if candidates is None:
+        candidates = candidates_for(buf[:CHUNK])
     pos = 0  # start of the next unconsumed line
-    found = hits(buf, end)
+    found = candidates(buf, end)
     hit = -1
+    checked = 0  # candidates before this lie in lines already confirmed or rejected
+    rejected = 0
     while pos < end:
         if scanner.wants_all:
             nl = buf.find(b"\n", pos, end)
@@ -119,23 +166,27 @@ def _scan_buffer(scanner: Scanner, buf: bytes, end: int, lineno: int, history: b
             scanner.feed(_decode(buf[pos:nl]), lineno, prev)
             pos = nl + 1
             continue
-        while hit < pos:
+        while hit < pos or hit < checked:
             hit = next(found, end)
         if hit >= end:
-            return lineno + count_newlines(buf, pos, end)
+            return lineno + count_newlines(buf, pos, end), rejected
         start = max(pos, buf.rfind(b"\n", pos, hit) + 1)
-        lineno += count_newlines(buf, pos, start)
         nl = buf.find(b"\n", hit, end)
+        if _confirm(buf, start, nl) is None:
+            checked = nl + 1
+            rejected += 1
+            continue
+        lineno += count_newlines(buf, pos, start)
         prev = _prev_line(history, buf, start)
         lineno += 1
         if b"node down" in buf[start:nl]:
             _worker_last_seen(scanner, history + buf[:nl], len(history) + start, len(history) + nl)
         scanner.feed(_decode(buf[start:nl]), lineno, prev)
         pos = nl + 1
-    return lineno
+    return lineno, rejected
 
 
-def _prev_line(history: bytes, buf: bytes, start: int) -> str | None:
+def _prev_line(history: bytes, buf: bytes | bytearray, start: int) -> str | None:
     """The line before the one at ``buf[start]``, from the buffer or the one before it."""
     if start:
         return _decode(buf[buf.rfind(b"\n", 0, start - 1) + 1 : start - 1])
