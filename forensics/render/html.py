@@ -149,7 +149,9 @@ def incident_view(inc: Incident, caps: Caps | None = None) -> IncidentView:
     caps = caps or Caps()
     for stack in inc.stacks[: caps.stacks]:
         frames = [_frame_view(f, inc.native_library) for f in stack.frames[: caps.frames]]
-        bits = [f"pid {stack.pid}", f"thread {stack.thread}"]
+        # A stack read from a log has no pid: say only what is known.
+        bits = [f"pid {stack.pid}"] if stack.pid is not None else []
+        bits.append(f"thread {stack.thread}")
         bits += [x for x in (stack.method, stack.state) if x]
         stacks.append(StackView(" · ".join(bits), frames, any(f.responsible for f in frames)))
     per_excerpt = caps.excerpt_chars // max(1, min(5, len(inc.evidence)))

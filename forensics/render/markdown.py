@@ -131,7 +131,8 @@ def title_suggestion(triage: Triage) -> str:
 
 def frame_text(stack: Stack, max_frames: int = STACK_FRAMES) -> str:
     method = f" ({stack.method})" if stack.method else ""
-    lines = [f"pid {stack.pid} thread {stack.thread}{method}"]
+    pid = f"pid {stack.pid} " if stack.pid is not None else ""
+    lines = [f"{pid}thread {stack.thread}{method}"]
     for frame in stack.frames[:max_frames]:
         where = (
             f"{frame.file}:{frame.line}" if frame.file and frame.line is not None else frame.file

@@ -153,3 +153,15 @@ def test_step_summary_is_appended(tmp_path: Path) -> None:
     assert text.startswith("previous step\n**Suggested title:** SIGSEGV")
     assert out.getvalue().count("::error ") == 2
     assert not report_to_github(sample_triage(), {}, io.StringIO())
+
+
+def test_a_stack_read_from_a_log_is_not_labelled_pid_none() -> None:
+    from forensics.analyze.logs import analyze_logs
+    from forensics.render.html import render_html
+
+    log = Path(__file__).parent.parent / "fixtures" / "logs" / "real_facts_signal.log"
+    triage = analyze_logs([str(log)])
+    assert any(s.pid is None for i in triage.incidents for s in i.stacks)
+    for text in (render_html(triage), render_markdown(triage)):
+        assert "pid None" not in text
+        assert "thread &lt;unknown&gt;" in text or "thread <unknown>" in text
