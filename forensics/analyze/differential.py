@@ -44,6 +44,10 @@ class DeathFacts:
     oom: str | None = None  # the line that names the OOM kill
     oom_readable: bool = False  # the kernel log or cgroup counters could be read
     sender: str | None = None  # who sent the signal, when known
+    # A SIGKILL nothing announced: no CI cancel or timeout, no timeout tool, no SIGTERM first
+    # and no sender. On Linux the kernel's OOM killer is by far the most common sender of such a
+    # kill (a CI cancel, a timeout tool or a supervisor sends SIGINT/SIGTERM first and says so).
+    unannounced_kill: bool = False
     kernel_lines: list[str] = field(default_factory=list)
     kernel_fault: str | None = None  # the kernel's segfault/trap line for it, in words
     # pytest-timeout: from the session header (log) or the agent's timeout-armed record.
@@ -173,6 +177,13 @@ def _oom_kill(f: DeathFacts) -> Hypothesis:
     elif f.oom_readable:
         h.against.append("no OOM kill in the kernel log or the cgroup's counters")
         h.verdict = RULED_OUT
+    elif _unannounced(f):
+        h.for_.append(
+            "a SIGKILL with no cancel, timeout or sender in the log: on Linux most often the "
+            "kernel's OOM killer"
+        )
+        h.against.append("no OOM line in the log to confirm it")
+        h.verdict = POSSIBLE
     else:
         h.against.append(
             "no OOM line in the log (a CI log seldom holds the kernel's messages)"
@@ -180,6 +191,10 @@ def _oom_kill(f: DeathFacts) -> Hypothesis:
             else "the kernel log and OOM counters could not be read"
         )
     return h
+
+
+def _unannounced(f: DeathFacts) -> bool:
+    return f.unannounced_kill and f.signal == "SIGKILL" and not f.sender and not f.oom
 
 
 def _external_kill(f: DeathFacts) -> Hypothesis:
@@ -193,6 +208,12 @@ def _external_kill(f: DeathFacts) -> Hypothesis:
         if f.oom:
             h.against.append("the OOM killer sent it")
             h.verdict = RULED_OUT
+        elif _unannounced(f):
+            h.against.append(
+                "nothing in the log announced a kill (a CI cancel or a timeout tool says so and "
+                "sends SIGTERM first)"
+            )
+            h.verdict = POSSIBLE
         else:
             h.verdict = MOST_LIKELY
         return h

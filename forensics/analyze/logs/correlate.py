@@ -288,6 +288,10 @@ def _crash_incident(
         cause, confidence, signal = "oom-kill", "medium", "SIGKILL"
         what = "killed by the kernel OOM killer"
         evidence.extend(_ev(scan, k.line, k.excerpt) for k in oom[:3])
+    elif sigkill and unannounced_kill(scan):
+        cause, confidence, signal = "oom-kill", "low", "SIGKILL"
+        what = UNANNOUNCED
+        evidence.extend(_ev(scan, k.line, k.excerpt) for k in sigkill[:3])
     elif sigkill:
         cause, confidence, signal = "external-kill", "medium", "SIGKILL"
         what = "killed by SIGKILL (no OOM line in the log: a CI limit or another process)"
@@ -360,6 +364,7 @@ def _death_facts(
         native_abort=f"{native.kind}: {native.message}"[:200] if native else None,
         oom=_oom_text(oom),
         kernel_fault=kernel.describe() if kernel else None,
+        unannounced_kill=unannounced_kill(scan),
         timeout_s=head.timeout_s,
         timeout_method=head.timeout_method,
         timeout_plugin=("timeout" in head.plugins) if head.plugins_seen else None,
@@ -661,6 +666,7 @@ def _weigh_rest(scan: LogScan, incident: Incident, kernel: list[KernelFault]) ->
         exit_code=incident.exit_code,
         oom=_oom_text(oom) if incident.cause == "oom-kill" else None,
         kernel_fault=fault.describe() if fault else None,
+        unannounced_kill=unannounced_kill(scan),
         timeout_s=head.timeout_s,
         timeout_method=head.timeout_method,
         timeout_plugin=("timeout" in head.plugins) if head.plugins_seen else None,
@@ -669,6 +675,28 @@ def _weigh_rest(scan: LogScan, incident: Incident, kernel: list[KernelFault]) ->
         facts.stalled = incident.summary
         facts.ended_by = "the CI job" if "CI job" in incident.summary else None
     differential.apply(incident, facts)
+
+
+UNANNOUNCED = (
+    "killed by SIGKILL with no cancel in the log: most often the kernel's OOM killer; "
+    "no OOM line to confirm"
+)
+
+
+def unannounced_kill(scan: LogScan) -> bool:
+    """Whether a SIGKILL in the log came with nothing that announced it.
+
+    A CI cancel or time limit prints its own line, a timeout tool shows on the killed command
+    line, and a supervisor sends SIGTERM (or SIGINT) before it escalates; the kernel's OOM killer
+    sends SIGKILL to a foreground job unannounced, and on Linux it is by far the most common
+    sender of one.
+    """
+    for kill in scan.kills:
+        if kill.kind == "canceled" or kill.signal in ("SIGTERM", "SIGINT"):
+            return False
+        if kill.signal == "SIGKILL" and P.TIMEOUT_TOOL.search(kill.excerpt):
+            return False
+    return any(k.signal == "SIGKILL" and k.kind != "oom" for k in scan.kills)
 
 
 def _kills(
@@ -732,22 +760,27 @@ def _kills(
                 signature=normalize(f"{cause} ci-cancel"),
             )
         elif kill.signal in ("SIGKILL", "SIGTERM"):
-            same = next((i for i in incidents if i.cause == "external-kill"), None)
+            same = next((i for i in incidents if i.cause in ("external-kill", "oom-kill")), None)
             if same is not None:  # the shell's "Killed" and the runner's "exit code 137"
                 _enrich(same, kill, scan)
                 continue
             running = f" while running {kill.test}" if kill.test else ""
+            if kill.signal == "SIGKILL" and unannounced_kill(scan):
+                cause, confidence = "oom-kill", "low"
+                summary = f"The run was {UNANNOUNCED}"
+            else:
+                cause, confidence = "external-kill", "medium"
+                summary = f"The run was killed by {kill.signal} with no OOM evidence in the log"
             incident = Incident(
                 id="",
-                cause="external-kill",
-                confidence="medium",
+                cause=cause,
+                confidence=confidence,
                 signal=kill.signal,
                 exit_code=kill.exit_code,
-                summary=f"The run was killed by {kill.signal} with no OOM evidence in the log"
-                + running,
+                summary=summary + running,
                 test=kill.test,
                 evidence=[_ev(scan, kill.line, kill.excerpt)],
-                signature=normalize(f"external-kill {kill.signal}"),
+                signature=normalize(f"{cause} {kill.signal}"),
             )
         elif kill.signal:
             same = next((i for i in incidents if i.cause == "native-crash"), None)

@@ -196,6 +196,9 @@ CANCELED = re.compile(
     r"The operation was canceled|received a shutdown signal|exceeded the maximum execution time"
     r"|execution took longer than"
 )
+# GNU/BusyBox `timeout` on the killed command line (`Killed   timeout -s KILL 600 pytest`): the
+# tool, not the kernel, sent the signal.
+TIMEOUT_TOOL = re.compile(r"\btimeout\s+(?:-\S+(?:\s+[A-Z]+)?\s+)*\d+(?:\.\d+)?[smhd]?\s")
 # CI's own time limit: the job ran out of time, which for a test run means it hung.
 CI_TIMEOUT = re.compile(r"exceeded the maximum execution time|execution took longer than")
 
