@@ -93,7 +93,8 @@ def _primary(name: str) -> Incident:
         (
             "corpus:044_objc_fork_safety_child_sigabrt.log",
             "native-crash",
-            "test_multiprocess_get",
+            # The section's title and its location line "tests/test_multiprocess.py:26: ...".
+            "tests/test_multiprocess.py::test_multiprocess_get",
             "SIGABRT",
         ),
         ("corpus:043_macos_xdist_worker_nsexception.log", "native-crash", None, "SIGABRT"),
