@@ -90,3 +90,22 @@ def test_the_next_section_title_ends_the_window() -> None:
     ]
     scan = scan_lines(lines, "x.log")
     assert not any(f.test == "tests/test_c.py::test_other" for f in scan.failures)
+
+
+def test_the_failed_line_before_replacing_a_worker_names_its_crashed_test() -> None:
+    # xdist reports the item a dead worker ran as FAILED on it, then replaces the worker; here
+    # behind a log collector's "<time>  tensorflow<TAB>" prefix, with the node-down line cut.
+    incident = _primary("025_xdist_oom_internalerror_jenkins.log")
+    assert (incident.worker, incident.test) == (
+        "gw13",
+        "layerwise/Mistral7b/test_model_layers_0.py::test_model_layers_0",
+    )
+
+
+def test_a_failed_line_of_another_worker_names_no_crashed_test() -> None:
+    lines = [
+        "[gw2] [ 70%] FAILED tests/test_a.py::test_other",
+        "replacing crashed worker gw13",
+    ]
+    (incident,) = correlate(scan_lines(lines, "x.log"))
+    assert (incident.worker, incident.test) == ("gw13", None)

@@ -154,9 +154,21 @@ def _collect_crashes(scan: LogScan) -> list[_Crash]:
         known.test = known.test or item.test
         known.evidence.append(_ev(scan, item.line, item.excerpt))
     # "replacing crashed worker gwN" alone (the node-down line cut from an excerpt) is a death.
+    # xdist reports the item the worker was running as FAILED on that worker just before it
+    # replaces the worker (node down, the crash item's report, then "replacing").
     for event in scan.worker_events:
         if event.kind == "replaced" and event.worker and event.worker not in by_worker:
             crash = _Crash(event.worker, None, event.line, [_ev(scan, event.line, event.excerpt)])
+            before = [
+                p
+                for p in scan.progress
+                if p.worker == event.worker and 0 < event.line - p.line <= 10 and p.kind == "FAILED"
+            ]
+            if before:
+                crash.test = before[-1].test
+                crash.evidence.insert(
+                    0, _ev(scan, before[-1].line, f"[{event.worker}] FAILED {crash.test}")
+                )
             by_worker[event.worker] = crash
             crashes.append(crash)
     # A session cut short (INTERNALERROR) never prints the crash report; xdist's result line

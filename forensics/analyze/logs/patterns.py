@@ -217,6 +217,11 @@ SHORT_RESULT = re.compile(
 PROGRESS_RESULT = re.compile(
     r"^\[ *\d+%\] (?P<kind>FAILED|ERROR) (?P<test>\S+)|^(?P<test2>\S+::\S+) (?P<kind2>FAILED|ERROR)"
 )
+# The same xdist result line behind a prefix a log collector added ("tensorflow\t[gw13] ..."):
+# the worker tag and the percentage together are xdist's alone.
+PREFIXED_RESULT = re.compile(
+    r"\[(?P<worker>gw\d+)\] \[ *\d+%\] (?P<kind>FAILED|ERROR) (?P<test>[^\s:]+::\S+)"
+)
 SECTION_HEADER = re.compile(
     r"^_{3,} (?:(?P<err>ERROR) (?:at (?P<phase>setup|teardown) of |collecting )?)?"
     r"(?P<name>\S+) _{3,}$"

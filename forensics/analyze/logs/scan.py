@@ -465,6 +465,15 @@ class Scanner:
                 kind = prog.group("kind") or prog.group("kind2")
                 self._add(scan.progress, ProgressResult(worker, test, kind, lineno))
                 return
+            tagged = P.PREFIXED_RESULT.search(text) if worker is None and "[gw" in text else None
+            if tagged:
+                self._add(
+                    scan.progress,
+                    ProgressResult(
+                        tagged.group("worker"), tagged.group("test"), tagged.group("kind"), lineno
+                    ),
+                )
+                return
         if "Traceback (most" in text and text.startswith("Traceback"):
             self._open(self._tb_line)
             self._tb = Traceback(None, "", [], lineno, _cap(text), "")
