@@ -388,7 +388,29 @@ def weigh(facts: DeathFacts) -> list[Hypothesis]:
         timer,
         _unexpected_exit(facts, timer),
     ]
+    _silent_worker(facts, found)
     return sorted(found, key=lambda h: VERDICT_ORDER[h.verdict])
+
+
+def _silent_worker(f: DeathFacts, found: list[Hypothesis]) -> None:
+    """A worker gone without a word: a crash is possible, and so are SIGKILL and os._exit.
+
+    'Not properly terminated' says only that the worker ended without Python's teardown, which
+    the OOM killer's SIGKILL (faulthandler cannot report it) and os._exit() do as surely as a
+    crash signal (which under pytest >= 5, faulthandler on, most often leaves a 'Fatal Python
+    error' dump the log does not have here). The source's reading stays, at low confidence.
+    """
+    native, oom, _kill, _timer, exit_ = found
+    if native.verdict != POSSIBLE or f.source != "log" or not f.worker:
+        return
+    if f.signal is not None or f.fault_dump or f.native_abort or f.kernel_fault:
+        return
+    if oom.verdict == NOT_EXCLUDED:
+        oom.for_.append("a SIGKILL (the OOM killer's) ends a worker this way, with no dump")
+        oom.verdict = POSSIBLE
+    if exit_.verdict == NOT_EXCLUDED:
+        exit_.for_.append("os._exit() ends a worker this way too, without Python teardown")
+        exit_.verdict = POSSIBLE
 
 
 def conclude(hypotheses: list[Hypothesis], prefer: str | None = None) -> tuple[str, str]:

@@ -435,9 +435,13 @@ def _blind_summary(
     if timer is not None and timer["verdict"] in ("possible", "most likely"):
         return (
             f"{who} died without Python teardown{running}: native crash or timeout exit"
-            " (pytest-timeout, thread method) - cannot tell (no fault dump, signal unknown)"
+            " (pytest-timeout, thread method), or a SIGKILL (the OOM killer) or os._exit() -"
+            " cannot tell (no fault dump, signal unknown)"
         )
-    return f"{who} died without Python teardown (no fault dump in the log, signal unknown){running}"
+    return (
+        f"{who} died without Python teardown (no fault dump in the log, signal unknown){running}:"
+        " a native crash, a SIGKILL (the OOM killer) or os._exit() - the log cannot tell"
+    )
 
 
 def _all_frames(stacks: list[Stack]) -> list[Frame]:
