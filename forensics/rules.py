@@ -22,7 +22,9 @@ INFRASTRUCTURE = re.compile(
             r"RemoteDisconnected|Max retries exceeded|error sending request for url",
             # name resolution
             r"Name or service not known|Temporary failure in name resolution",
-            r"Could not resolve host|getaddrinfo failed",
+            # socket.gaierror is raised only by getaddrinfo/getnameinfo: a name that did not
+            # resolve (pytest's last entry line names it bare: "socket.py:955: gaierror").
+            r"Could not resolve host|getaddrinfo failed|\bgaierror\b",
             # Only a network operation's time-out: the bundle side used to count any "timed
             # out", which also matches a subprocess or a test that timed out - a hang or a bug
             # in the code under test, not the network's fault.

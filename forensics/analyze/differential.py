@@ -44,6 +44,10 @@ class DeathFacts:
     oom: str | None = None  # the line that names the OOM kill
     oom_readable: bool = False  # the kernel log or cgroup counters could be read
     sender: str | None = None  # who sent the signal, when known
+    # A SIGKILL nothing announced: no CI cancel or timeout, no timeout tool, no SIGTERM first
+    # and no sender. On Linux the kernel's OOM killer is by far the most common sender of such a
+    # kill (a CI cancel, a timeout tool or a supervisor sends SIGINT/SIGTERM first and says so).
+    unannounced_kill: bool = False
     kernel_lines: list[str] = field(default_factory=list)
     kernel_fault: str | None = None  # the kernel's segfault/trap line for it, in words
     # pytest-timeout: from the session header (log) or the agent's timeout-armed record.
@@ -173,6 +177,13 @@ def _oom_kill(f: DeathFacts) -> Hypothesis:
     elif f.oom_readable:
         h.against.append("no OOM kill in the kernel log or the cgroup's counters")
         h.verdict = RULED_OUT
+    elif _unannounced(f):
+        h.for_.append(
+            "a SIGKILL with no cancel, timeout or sender in the log: on Linux most often the "
+            "kernel's OOM killer"
+        )
+        h.against.append("no OOM line in the log to confirm it")
+        h.verdict = POSSIBLE
     else:
         h.against.append(
             "no OOM line in the log (a CI log seldom holds the kernel's messages)"
@@ -180,6 +191,10 @@ def _oom_kill(f: DeathFacts) -> Hypothesis:
             else "the kernel log and OOM counters could not be read"
         )
     return h
+
+
+def _unannounced(f: DeathFacts) -> bool:
+    return f.unannounced_kill and f.signal == "SIGKILL" and not f.sender and not f.oom
 
 
 def _external_kill(f: DeathFacts) -> Hypothesis:
@@ -193,6 +208,12 @@ def _external_kill(f: DeathFacts) -> Hypothesis:
         if f.oom:
             h.against.append("the OOM killer sent it")
             h.verdict = RULED_OUT
+        elif _unannounced(f):
+            h.against.append(
+                "nothing in the log announced a kill (a CI cancel or a timeout tool says so and "
+                "sends SIGTERM first)"
+            )
+            h.verdict = POSSIBLE
         else:
             h.verdict = MOST_LIKELY
         return h
@@ -367,7 +388,29 @@ def weigh(facts: DeathFacts) -> list[Hypothesis]:
         timer,
         _unexpected_exit(facts, timer),
     ]
+    _silent_worker(facts, found)
     return sorted(found, key=lambda h: VERDICT_ORDER[h.verdict])
+
+
+def _silent_worker(f: DeathFacts, found: list[Hypothesis]) -> None:
+    """A worker gone without a word: a crash is possible, and so are SIGKILL and os._exit.
+
+    'Not properly terminated' says only that the worker ended without Python's teardown, which
+    the OOM killer's SIGKILL (faulthandler cannot report it) and os._exit() do as surely as a
+    crash signal (which under pytest >= 5, faulthandler on, most often leaves a 'Fatal Python
+    error' dump the log does not have here). The source's reading stays, at low confidence.
+    """
+    native, oom, _kill, _timer, exit_ = found
+    if native.verdict != POSSIBLE or f.source != "log" or not f.worker:
+        return
+    if f.signal is not None or f.fault_dump or f.native_abort or f.kernel_fault:
+        return
+    if oom.verdict == NOT_EXCLUDED:
+        oom.for_.append("a SIGKILL (the OOM killer's) ends a worker this way, with no dump")
+        oom.verdict = POSSIBLE
+    if exit_.verdict == NOT_EXCLUDED:
+        exit_.for_.append("os._exit() ends a worker this way too, without Python teardown")
+        exit_.verdict = POSSIBLE
 
 
 def conclude(hypotheses: list[Hypothesis], prefer: str | None = None) -> tuple[str, str]:

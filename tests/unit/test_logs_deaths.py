@@ -47,9 +47,18 @@ def _primary(name: str) -> Incident:
             "test_psf_analysis_widget_discard_point",
             "SIGABRT",
         ),
+        # make's and a CI script's bare "Killed": the threads established memory.
+        (
+            "corpus:047_make_pytest_killed_memory.log",
+            "oom-kill",
+            "test/models/px/test_sfno.py::test_sfno_package[cpu]",
+            "SIGKILL",
+        ),
+        ("corpus:054_travis_pytest_killed_4gb_test.log", "oom-kill", None, "SIGKILL"),
+        # A shell's bare "Killed" with no cancel: the OOM killer, inferred (low confidence).
         (
             "real_setup_python_killed.log",
-            "external-kill",
+            "oom-kill",
             "test/test_performance.py::test_pandas",
             "SIGKILL",
         ),
@@ -84,7 +93,8 @@ def _primary(name: str) -> Incident:
         (
             "corpus:044_objc_fork_safety_child_sigabrt.log",
             "native-crash",
-            "test_multiprocess_get",
+            # The section's title and its location line "tests/test_multiprocess.py:26: ...".
+            "tests/test_multiprocess.py::test_multiprocess_get",
             "SIGABRT",
         ),
         ("corpus:043_macos_xdist_worker_nsexception.log", "native-crash", None, "SIGABRT"),
@@ -239,3 +249,20 @@ def test_hostile_death_lines_stay_linear(line: str) -> None:
     began = time.perf_counter()
     correlate(scan_lines([line, line], "x.log"))
     assert time.perf_counter() - began < 2.0
+
+
+def test_an_unannounced_sigkill_is_an_inferred_oom_kill_at_low_confidence() -> None:
+    incident = _primary("corpus:047_make_pytest_killed_memory.log")
+    assert incident.confidence == "low"
+    assert "most often the kernel's OOM killer; no OOM line to confirm" in incident.summary
+    verdicts = {h["cause"]: h["verdict"] for h in incident.extra["differential"]}
+    assert verdicts["oom-kill"] == verdicts["external-kill"] == "possible"
+
+
+def test_a_timeout_tool_on_the_killed_command_line_is_the_sender() -> None:
+    lines = [
+        "tests/test_a.py ....",
+        "bash: line 1:  4021 Killed                  timeout -s KILL 600 pytest tests/",
+    ]
+    (incident,) = correlate(scan_lines(lines, "x.log"))
+    assert (incident.cause, incident.signal) == ("external-kill", "SIGKILL")

@@ -28,6 +28,9 @@ from forensics.analyze.logs.decorations import strip, timestamp
         ("[2024-01-01T10:00:00.000Z] INTERNALERROR> KeyError", "INTERNALERROR> KeyError", None),
         ("2024-01-01T00:00:00.123456Z 00O INTERNALERROR> x", "INTERNALERROR> x", None),
         ("plain line\r\n", "plain line", None),
+        # A paste's indent: one leading tab; pytest's own indent (spaces) is kept.
+        ("\tE       ValueError: x", "E       ValueError: x", None),
+        ("\t    def test_works():", "    def test_works():", None),
     ],
 )
 def test_strip(raw: str, text: str, worker: str | None) -> None:
@@ -44,3 +47,18 @@ def test_timestamp_reads_github_seven_digit_fractions() -> None:
 def test_timestamp_absent() -> None:
     assert timestamp("no time here") is None
     assert timestamp("2026-99-99T99:99:99Z broken") is None
+
+
+def test_a_tab_indented_paste_reads_as_pytest_printed_it() -> None:
+    """Corpus 053: every line of the pasted pytest output starts with a tab."""
+    from pathlib import Path
+
+    from forensics.analyze.logs import analyze_logs
+
+    log = (
+        Path(__file__).parent.parent / "corpus" / "logs" / "053_rust_panic_as_python_exception.log"
+    )
+    assert log.read_text().startswith("\t")
+    (incident,) = analyze_logs([str(log)]).incidents
+    assert incident.cause == "python-exception"
+    assert "pyo3_runtime.PanicException" in incident.summary

@@ -87,7 +87,7 @@ def test_seed000_excerpt_lists_both_and_is_never_a_confident_crash() -> None:
         assert rows["native-crash"]["verdict"] == "possible"
         assert rows["hang"]["verdict"] == "possible"
         assert any("no session header" in x for x in rows["hang"]["against"])
-        assert rows["oom-kill"]["verdict"] == "not excluded"
+        assert rows["oom-kill"]["verdict"] == rows["unexpected-exit"]["verdict"] == "possible"
 
 
 def test_every_incident_of_a_log_carries_a_differential() -> None:
@@ -114,3 +114,17 @@ def test_other_ci_timestamps_date_the_silence_too(prefix: str, name: str, tmp_pa
     assert down.silent_of == "worker" and down.silent_s == pytest.approx(5.026, abs=0.001)
     (incident,) = [i for i in analyze_logs([str(path)]).incidents if i.test == TEST]
     assert (incident.cause, incident.confidence) == ("hang", "medium")
+
+
+@pytest.mark.parametrize(
+    "name", ["001_xdist_os_exit_max_crashed.log", "025_xdist_oom_internalerror_jenkins.log"]
+)
+def test_a_worker_dead_without_a_dump_leaves_sigkill_and_os_exit_open(name: str) -> None:
+    # Corpus 001 (os._exit in every test) and 025 (an OOM kill): each log shows only that the
+    # worker went down; neither cause can be told from a crash, so none is made primary.
+    corpus = Path(__file__).parent.parent / "corpus" / "logs"
+    incident = analyze_logs([str(corpus / name)]).incidents[0]
+    assert (incident.cause, incident.confidence) == ("native-crash", "low")
+    rows = _rows(incident)
+    assert rows["oom-kill"]["verdict"] == rows["unexpected-exit"]["verdict"] == "possible"
+    assert "a SIGKILL (the OOM killer) or os._exit()" in incident.summary

@@ -63,8 +63,9 @@ def _primary(name: str) -> Incident:
             "tests/test_big.py::test_huge_allocation",
             "SIGKILL",
         ),
-        # The test is the file of the dots line the kill cut short.
-        ("external_killed_137.log", "external-kill", None, "tests/test_db.py", "SIGKILL"),
+        # The test is the file of the dots line the kill cut short; a SIGKILL nothing announced
+        # (no cancel, no timeout tool, no SIGTERM first) reads as the OOM killer, inferred.
+        ("external_killed_137.log", "oom-kill", None, "tests/test_db.py", "SIGKILL"),
         ("hang_timeout_thread.log", "hang", None, "tests/test_crash.py::test_hang", None),
         (
             "story001_teardown_hang_cancelled.log",
@@ -292,7 +293,7 @@ def test_clean_log_has_no_incident() -> None:
         ),
         (
             ["tests-1  | collected 10 items", "tests-1 exited with code 137"],
-            "external-kill",
+            "oom-kill",
             "SIGKILL",
             None,
         ),
@@ -335,7 +336,7 @@ def test_timeout_thread_method_under_xdist_is_a_hang_with_xdist_secondary() -> N
     ]
 
 
-def test_dead_worker_with_sigkill_and_no_oom_line_is_external_kill() -> None:
+def test_dead_worker_with_an_unannounced_sigkill_is_an_inferred_oom_kill() -> None:
     from forensics.analyze.logs import scan_lines
     from forensics.analyze.logs.correlate import correlate
 
@@ -346,9 +347,33 @@ def test_dead_worker_with_sigkill_and_no_oom_line_is_external_kill() -> None:
         "##[error]Process completed with exit code 137.",
     ]
     (incident,) = correlate(scan_lines(lines, "x.log"))
-    assert (incident.cause, incident.signal, incident.worker, incident.test) == (
-        "external-kill",
+    assert (incident.cause, incident.confidence, incident.signal, incident.worker) == (
+        "oom-kill",
+        "low",
         "SIGKILL",
         "gw1",
-        "tests/test_a.py::test_b",
     )
+    assert incident.test == "tests/test_a.py::test_b"
+    verdicts = {h["cause"]: h["verdict"] for h in incident.extra["differential"]}
+    assert verdicts["oom-kill"] == verdicts["external-kill"] == "possible"
+
+
+@pytest.mark.parametrize(
+    "announce",
+    [
+        "##[error]The operation was canceled.",  # the CI cancelled the job
+        "bash: line 1:   812 Terminated              python -m pytest tests/",  # SIGTERM first
+    ],
+)
+def test_dead_worker_with_an_announced_sigkill_stays_an_external_kill(announce: str) -> None:
+    from forensics.analyze.logs import scan_lines
+    from forensics.analyze.logs.correlate import correlate
+
+    lines = [
+        "[gw1] node down: Not properly terminated",
+        "slave 'gw1' crashed while running 'tests/test_a.py::test_b'",
+        announce,
+        "##[error]Process completed with exit code 137.",
+    ]
+    incidents = correlate(scan_lines(lines, "x.log"))
+    assert incidents[0].cause == "external-kill"

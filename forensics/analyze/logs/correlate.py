@@ -154,9 +154,21 @@ def _collect_crashes(scan: LogScan) -> list[_Crash]:
         known.test = known.test or item.test
         known.evidence.append(_ev(scan, item.line, item.excerpt))
     # "replacing crashed worker gwN" alone (the node-down line cut from an excerpt) is a death.
+    # xdist reports the item the worker was running as FAILED on that worker just before it
+    # replaces the worker (node down, the crash item's report, then "replacing").
     for event in scan.worker_events:
         if event.kind == "replaced" and event.worker and event.worker not in by_worker:
             crash = _Crash(event.worker, None, event.line, [_ev(scan, event.line, event.excerpt)])
+            before = [
+                p
+                for p in scan.progress
+                if p.worker == event.worker and 0 < event.line - p.line <= 10 and p.kind == "FAILED"
+            ]
+            if before:
+                crash.test = before[-1].test
+                crash.evidence.insert(
+                    0, _ev(scan, before[-1].line, f"[{event.worker}] FAILED {crash.test}")
+                )
             by_worker[event.worker] = crash
             crashes.append(crash)
     # A session cut short (INTERNALERROR) never prints the crash report; xdist's result line
@@ -288,6 +300,10 @@ def _crash_incident(
         cause, confidence, signal = "oom-kill", "medium", "SIGKILL"
         what = "killed by the kernel OOM killer"
         evidence.extend(_ev(scan, k.line, k.excerpt) for k in oom[:3])
+    elif sigkill and unannounced_kill(scan):
+        cause, confidence, signal = "oom-kill", "low", "SIGKILL"
+        what = UNANNOUNCED
+        evidence.extend(_ev(scan, k.line, k.excerpt) for k in sigkill[:3])
     elif sigkill:
         cause, confidence, signal = "external-kill", "medium", "SIGKILL"
         what = "killed by SIGKILL (no OOM line in the log: a CI limit or another process)"
@@ -360,6 +376,7 @@ def _death_facts(
         native_abort=f"{native.kind}: {native.message}"[:200] if native else None,
         oom=_oom_text(oom),
         kernel_fault=kernel.describe() if kernel else None,
+        unannounced_kill=unannounced_kill(scan),
         timeout_s=head.timeout_s,
         timeout_method=head.timeout_method,
         timeout_plugin=("timeout" in head.plugins) if head.plugins_seen else None,
@@ -418,9 +435,13 @@ def _blind_summary(
     if timer is not None and timer["verdict"] in ("possible", "most likely"):
         return (
             f"{who} died without Python teardown{running}: native crash or timeout exit"
-            " (pytest-timeout, thread method) - cannot tell (no fault dump, signal unknown)"
+            " (pytest-timeout, thread method), or a SIGKILL (the OOM killer) or os._exit() -"
+            " cannot tell (no fault dump, signal unknown)"
         )
-    return f"{who} died without Python teardown (no fault dump in the log, signal unknown){running}"
+    return (
+        f"{who} died without Python teardown (no fault dump in the log, signal unknown){running}:"
+        " a native crash, a SIGKILL (the OOM killer) or os._exit() - the log cannot tell"
+    )
 
 
 def _all_frames(stacks: list[Stack]) -> list[Frame]:
@@ -661,6 +682,7 @@ def _weigh_rest(scan: LogScan, incident: Incident, kernel: list[KernelFault]) ->
         exit_code=incident.exit_code,
         oom=_oom_text(oom) if incident.cause == "oom-kill" else None,
         kernel_fault=fault.describe() if fault else None,
+        unannounced_kill=unannounced_kill(scan),
         timeout_s=head.timeout_s,
         timeout_method=head.timeout_method,
         timeout_plugin=("timeout" in head.plugins) if head.plugins_seen else None,
@@ -669,6 +691,28 @@ def _weigh_rest(scan: LogScan, incident: Incident, kernel: list[KernelFault]) ->
         facts.stalled = incident.summary
         facts.ended_by = "the CI job" if "CI job" in incident.summary else None
     differential.apply(incident, facts)
+
+
+UNANNOUNCED = (
+    "killed by SIGKILL with no cancel in the log: most often the kernel's OOM killer; "
+    "no OOM line to confirm"
+)
+
+
+def unannounced_kill(scan: LogScan) -> bool:
+    """Whether a SIGKILL in the log came with nothing that announced it.
+
+    A CI cancel or time limit prints its own line, a timeout tool shows on the killed command
+    line, and a supervisor sends SIGTERM (or SIGINT) before it escalates; the kernel's OOM killer
+    sends SIGKILL to a foreground job unannounced, and on Linux it is by far the most common
+    sender of one.
+    """
+    for kill in scan.kills:
+        if kill.kind == "canceled" or kill.signal in ("SIGTERM", "SIGINT"):
+            return False
+        if kill.signal == "SIGKILL" and P.TIMEOUT_TOOL.search(kill.excerpt):
+            return False
+    return any(k.signal == "SIGKILL" and k.kind != "oom" for k in scan.kills)
 
 
 def _kills(
@@ -732,22 +776,27 @@ def _kills(
                 signature=normalize(f"{cause} ci-cancel"),
             )
         elif kill.signal in ("SIGKILL", "SIGTERM"):
-            same = next((i for i in incidents if i.cause == "external-kill"), None)
+            same = next((i for i in incidents if i.cause in ("external-kill", "oom-kill")), None)
             if same is not None:  # the shell's "Killed" and the runner's "exit code 137"
                 _enrich(same, kill, scan)
                 continue
             running = f" while running {kill.test}" if kill.test else ""
+            if kill.signal == "SIGKILL" and unannounced_kill(scan):
+                cause, confidence = "oom-kill", "low"
+                summary = f"The run was {UNANNOUNCED}"
+            else:
+                cause, confidence = "external-kill", "medium"
+                summary = f"The run was killed by {kill.signal} with no OOM evidence in the log"
             incident = Incident(
                 id="",
-                cause="external-kill",
-                confidence="medium",
+                cause=cause,
+                confidence=confidence,
                 signal=kill.signal,
                 exit_code=kill.exit_code,
-                summary=f"The run was killed by {kill.signal} with no OOM evidence in the log"
-                + running,
+                summary=summary + running,
                 test=kill.test,
                 evidence=[_ev(scan, kill.line, kill.excerpt)],
-                signature=normalize(f"external-kill {kill.signal}"),
+                signature=normalize(f"{cause} {kill.signal}"),
             )
         elif kill.signal:
             same = next((i for i in incidents if i.cause == "native-crash"), None)

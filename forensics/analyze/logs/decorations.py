@@ -3,7 +3,8 @@
 Handled: ANSI colour and erase codes; GitHub Actions timestamps and ``##[group]``-style
 workflow commands; GitLab section markers (``section_start:...\\r``) and timestamps; Jenkins
 ``[Pipeline]`` and timestamper prefixes; the ``[gwN]`` prefix xdist puts on worker lines
-(returned separately, because it names the worker).
+(returned separately, because it names the worker); the tab a paste indents every line with
+(pytest, faulthandler and CI runners indent with spaces, never start a line with a tab).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ WORKER_RE = re.compile(r"^\[(?P<worker>gw\d+)\] ")
 def strip(line: str) -> tuple[str, str | None]:
     """Return (the line as the program printed it, the xdist worker named by its prefix)."""
     line = line.rstrip("\r\n")
+    if line[:1] == "\t":
+        line = line[1:]
     if "\x1b" in line:
         line = ANSI_RE.sub("", line)
     if "\r" in line:

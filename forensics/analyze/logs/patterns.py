@@ -106,6 +106,7 @@ TRIGGER_PHRASES = (
     "Connection reset",
     "Name or service not known",
     "name resolution",
+    "gaierror",  # socket.gaierror: getaddrinfo failed, at "socket.py:955: gaierror" too
     "Could not resolve",
     "getaddrinfo",
     "timed out",
@@ -138,7 +139,8 @@ MAX_CRASHED = re.compile(r"[Mm]aximum crashed workers reached: (?P<count>\d+)")
 INTERNALERROR = re.compile(r"^INTERNALERROR> ?(?P<text>.*)$")
 EXC_LINE = re.compile(
     r"^(?P<type>(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Failure|"
-    r"Failed|Warning|KeyError|Timeout|Panic\w*)|KeyError|Failed|AssertionError|StopIteration)"
+    r"Failed|Warning|KeyError|Timeout|Panic\w*)|KeyError|Failed|AssertionError|StopIteration"
+    r"|(?:socket\.)?(?:gaierror|herror))"  # socket's lower-case exceptions
     r"(?::\s?(?P<msg>.*))?$"
 )
 PY_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+), in (?P<name>\S+)')
@@ -196,6 +198,9 @@ CANCELED = re.compile(
     r"The operation was canceled|received a shutdown signal|exceeded the maximum execution time"
     r"|execution took longer than"
 )
+# GNU/BusyBox `timeout` on the killed command line (`Killed   timeout -s KILL 600 pytest`): the
+# tool, not the kernel, sent the signal.
+TIMEOUT_TOOL = re.compile(r"\btimeout\s+(?:-\S+(?:\s+[A-Z]+)?\s+)*\d+(?:\.\d+)?[smhd]?\s")
 # CI's own time limit: the job ran out of time, which for a test run means it hung.
 CI_TIMEOUT = re.compile(r"exceeded the maximum execution time|execution took longer than")
 
@@ -212,11 +217,27 @@ SHORT_RESULT = re.compile(
 PROGRESS_RESULT = re.compile(
     r"^\[ *\d+%\] (?P<kind>FAILED|ERROR) (?P<test>\S+)|^(?P<test2>\S+::\S+) (?P<kind2>FAILED|ERROR)"
 )
+# The same xdist result line behind a prefix a log collector added ("tensorflow\t[gw13] ..."):
+# the worker tag and the percentage together are xdist's alone.
+PREFIXED_RESULT = re.compile(
+    r"\[(?P<worker>gw\d+)\] \[ *\d+%\] (?P<kind>FAILED|ERROR) (?P<test>[^\s:]+::\S+)"
+)
 SECTION_HEADER = re.compile(
     r"^_{3,} (?:(?P<err>ERROR) (?:at (?P<phase>setup|teardown) of |collecting )?)?"
     r"(?P<name>\S+) _{3,}$"
 )
 E_LINE = re.compile(r"^E {3,}(?P<text>\S.*)$")
+# A traceback entry's location in a failure section: "tests/test_x.py:26: AssertionError", or
+# with nothing after the colon for an entry that is not the last.
+LOCATION = re.compile(
+    r"^(?P<file>(?:[A-Za-z]:)?[^\s:]+\.py):(?P<line>\d+):(?: (?P<exc>[A-Za-z_][\w.]*))?\s*$"
+)
+# pytest's default ``python_files``: the file a test function lives in.
+TEST_FILE = re.compile(r"(?:^|[/\\])(?:test_[^/\\]*|[^/\\]*_test)\.py$")
+TEST_DEF = re.compile(r"^\s*(?:async\s+)?def (?P<name>test\w*)\(")
+# The ">" line of a frame whose source raises: what the frame raised, for a section whose "E"
+# lines the excerpt lost.
+RAISE_LINE = re.compile(r"^>\s+raise (?P<type>[A-Za-z_][\w.]*)\((?P<args>.*)\)\s*$")
 ROOTDIR = re.compile(r"^rootdir: (?P<dir>\S+)")
 # The session header: "platform linux -- Python 3.11.7, pytest-9.2.0, pluggy-1.7.0",
 # "plugins: timeout-2.4.0, xdist-3.8.0", "timeout: 5.0s", "timeout method: thread",

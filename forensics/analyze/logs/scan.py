@@ -45,6 +45,9 @@ MAX_FRAMES = 256
 MAX_EXCERPT = 400
 MAX_BLOCK_LINES = 4000
 FAULT_IDLE_LINES = 8  # unrelated lines that close the open faulthandler blocks
+# Lines after a failure section's title (or a stray "E" line) read for the test's file, its
+# "def test_..." and a frame's "raise"; the next section or the summary ends the window first.
+SECTION_FOLLOW_LINES = 300
 XDIST_714 = "pytest-dev/pytest-xdist#714"
 
 
@@ -152,6 +155,14 @@ class Scanner:
         self._section: str | None = None
         self._section_phase: str | None = None
         self._section_exc: dict[str, tuple[str | None, str, str | None]] = {}
+        # Read in the window after a section title: the test's file (its location line), the
+        # exception a ">" frame raises (for a section whose "E" lines the excerpt lost).
+        self._follow = 0
+        self._section_file: dict[str, str] = {}
+        self._section_raise: dict[str, tuple[str | None, str, str | None]] = {}
+        self._def_name: str | None = None
+        # An "E" line outside any section (an excerpt cut into one): (type, message, line, text).
+        self._loose: tuple[str, str, int, str] | None = None
         self._summary_seen = False
         # worker -> epoch time of its last line before the one being fed (set by the reader,
         # which can look back in its buffer; the scanner itself sees trigger lines only)
@@ -165,7 +176,7 @@ class Scanner:
 
     @property
     def wants_all(self) -> bool:
-        return self._block is not None or self._deaths.wants_lines
+        return self._block is not None or self._deaths.wants_lines or self._follow > 0
 
     # -- plumbing ---------------------------------------------------------------------------
     def _add(self, items: list[T], item: T) -> None:
@@ -191,6 +202,11 @@ class Scanner:
         # The raw line and the one before, for dating what a block handler re-dispatches.
         self._raw, self._prev = raw, prev
         text, worker = strip(raw)
+        if self._follow > 0:
+            self._follow -= 1
+            self._follow_line(text)
+            if self._block is None and not self._deaths.wants_lines and not P.TRIGGER.search(raw):
+                return  # read for the section only, as if the reader had skipped it
         if self._deaths.wants_lines and self._deaths.follow(text):
             return
         if self._block is not None:
@@ -208,11 +224,77 @@ class Scanner:
         self._finish_internal()
         if not self._summary_seen:
             # No short summary (output cut, -rN): the failure sections still name the tests.
-            for title, (exc_type, message, phase) in list(self._section_exc.items())[:MAX_RECORDS]:
+            titles = list(dict.fromkeys([*self._section_exc, *self._section_raise]))
+            for title in titles[:MAX_RECORDS]:
+                info = self._section_info(title)
+                if info is None:
+                    continue
+                exc_type, message, phase = info
                 self._failure(
-                    title, "error" if phase else "failed", exc_type, message, 0, "", None, phase
+                    self._section_test(title),
+                    "error" if phase else "failed",
+                    exc_type,
+                    message,
+                    0,
+                    "",
+                    None,
+                    phase,
                 )
         return self.scan
+
+    # -- failure sections -----------------------------------------------------------------------
+    def _follow_line(self, text: str) -> None:
+        """A line in a failure section: its test's file and def, a frame's raise."""
+        if text.startswith(("___", "===")):
+            self._follow = 0  # the next section or the summary: this one ended
+            return
+        if "def test" in text:
+            match = P.TEST_DEF.match(text)
+            if match:
+                self._def_name = match.group("name")
+            return
+        if text.startswith(">"):
+            raised = P.RAISE_LINE.match(text)
+            section = self._section
+            if raised and section is not None and len(self._section_raise) < MAX_RECORDS:
+                args = raised.group("args").strip()
+                if len(args) >= 2 and args[0] == args[-1] and args[0] in "'\"":
+                    args = args[1:-1]  # one string literal: the message itself
+                self._section_raise[section] = (
+                    raised.group("type"),
+                    _cap(args, 300),
+                    self._section_phase,
+                )
+            return
+        if ".py:" not in text:
+            return
+        loc = P.LOCATION.match(text)
+        if loc is None or not P.TEST_FILE.search(loc.group("file")):
+            return
+        file = loc.group("file")
+        if self._section is not None:
+            if self._section not in self._section_file and len(self._section_file) < MAX_RECORDS:
+                self._section_file[self._section] = file
+        elif self._loose is not None and self._def_name is not None:
+            # The stray E line and this entry are one section (no title came between): the
+            # test that raised it is this file's function.
+            exc_type, message, lineno, line = self._loose
+            self._loose = None
+            self._failure(
+                f"{file}::{self._def_name}", "failed", exc_type, message, lineno, line, None, None
+            )
+
+    def _section_info(self, title: str) -> tuple[str | None, str, str | None] | None:
+        """A section's exception: its E line, else the exception its last ">" frame raises."""
+        return self._section_exc.get(title) or self._section_raise.get(title)
+
+    def _section_test(self, title: str) -> str:
+        """A section title as a node id, when the section's location lines name its file."""
+        file = self._section_file.get(title)
+        if file is None or "::" in title:
+            return title
+        name, bracket, params = title.partition("[")
+        return f"{file}::{name.replace('.', '::')}{bracket}{params}"
 
     def _open(self, handler: Callable[[str, str | None, int], bool]) -> None:
         self._close_blocks()
@@ -354,7 +436,10 @@ class Scanner:
             return
         if self._deaths.line(text, worker, lineno, prev):
             # Printed in a failure's captured output: that test ran the process that died.
-            self._deaths.in_section(None if self._summary_seen else self._section)
+            section = self._section
+            self._deaths.in_section(
+                None if self._summary_seen or section is None else self._section_test(section)
+            )
             return
         if self._kill(text, lineno, raw, prev):
             return
@@ -368,6 +453,7 @@ class Scanner:
                 self._section_phase = head.group("phase") or (
                     "collect" if head.group("err") and "collecting" in text else None
                 )
+                self._follow, self._def_name = SECTION_FOLLOW_LINES, None
                 return
         if "== " in text:
             self._summary_line(text, lineno)
@@ -378,6 +464,15 @@ class Scanner:
                 test = prog.group("test") or prog.group("test2")
                 kind = prog.group("kind") or prog.group("kind2")
                 self._add(scan.progress, ProgressResult(worker, test, kind, lineno))
+                return
+            tagged = P.PREFIXED_RESULT.search(text) if worker is None and "[gw" in text else None
+            if tagged:
+                self._add(
+                    scan.progress,
+                    ProgressResult(
+                        tagged.group("worker"), tagged.group("test"), tagged.group("kind"), lineno
+                    ),
+                )
                 return
         if "Traceback (most" in text and text.startswith("Traceback"):
             self._open(self._tb_line)
@@ -790,7 +885,12 @@ class Scanner:
     def _e_line(self, text: str, lineno: int) -> None:
         match = P.E_LINE.match(text)
         if match and self._section is None:
-            # An excerpt that starts inside a failure section: its E line still tells.
+            # An excerpt that starts inside a failure section: its E line still tells, and the
+            # section's own lines after it may name the test.
+            exc_type, message = _exc_parts(match.group("text"))
+            if exc_type is not None and self._loose is None:
+                self._loose = (exc_type, _cap(message, 300), lineno, _cap(text))
+                self._follow, self._def_name = SECTION_FOLLOW_LINES, None
             if P.TIMEOUT_FAILED.search(text):
                 self._add(self.scan.timeouts, TimeoutDump(None, lineno, _cap(text)))
             elif P.INFRA.search(text):
@@ -814,7 +914,7 @@ class Scanner:
         test = match.group("test")
         kind = "failed" if match.group("kind") == "FAILED" else "error"
         exc_type, message = _exc_parts(match.group("msg") or "")
-        section = self._section_exc.get(_section_key(test))
+        section = self._section_info(_section_key(test))
         phase = section[2] if section else None
         if section and (not message or message.endswith("...") or exc_type is None):
             exc_type, message = section[0], section[1]
