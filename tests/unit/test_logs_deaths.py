@@ -254,7 +254,7 @@ def test_hostile_death_lines_stay_linear(line: str) -> None:
 def test_an_unannounced_sigkill_is_an_inferred_oom_kill_at_low_confidence() -> None:
     incident = _primary("corpus:047_make_pytest_killed_memory.log")
     assert incident.confidence == "low"
-    assert "most often the kernel's OOM killer; no OOM line to confirm" in incident.summary
+    assert "most often the kernel's OOM killer; no OOM line confirms it" in incident.summary
     verdicts = {h["cause"]: h["verdict"] for h in incident.extra["differential"]}
     assert verdicts["oom-kill"] == verdicts["external-kill"] == "possible"
 

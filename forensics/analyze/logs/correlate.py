@@ -694,8 +694,8 @@ def _weigh_rest(scan: LogScan, incident: Incident, kernel: list[KernelFault]) ->
 
 
 UNANNOUNCED = (
-    "killed by SIGKILL with no cancel in the log: most often the kernel's OOM killer; "
-    "no OOM line to confirm"
+    "killed by SIGKILL with no cancel in the log (most often the kernel's OOM killer; "
+    "no OOM line confirms it)"
 )
 
 
