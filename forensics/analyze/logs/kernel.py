@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from forensics.blame import RUNTIME_OBJECT
 from forensics.kernel_lines import parse_oom
 
 # "python[1234]: segfault at 0 ip 00007f3a sp 00007ffd error 4 in libfoo.so[7f3a0000+1000]
@@ -31,11 +32,13 @@ TRAPS = re.compile(
     r"traps: (?P<comm>[^\s\[\]]+)\[(?P<pid>\d+)\] (?:trap )?(?P<what>[a-z][a-z0-9 ]*?) "
     r"ip:(?P<ip>[0-9a-fA-F]+)(?:.*? in (?P<lib>[^\s\[]+)\[)?"
 )
-# The C runtime and the interpreter: a fault in their code (memcpy, strlen, free) is almost
-# always a bad pointer from the caller, so they are named but not blamed.
-SYSTEM_OBJECT = re.compile(
-    r"^(?:libc\.so|libc-|libm\.so|libpthread|ld-linux|libgcc_s|libstdc\+\+|libc\+\+|"
-    r"libunwind|libpython|python\d?(?:\.\d+)?$|libffi|_ctypes)"
+# The kernel names a process by its first 15 characters (``comm``): the interpreter running
+# the tests (python3.11, pytest, pypy3), a thread Python 3.14 names after its
+# ``threading.Thread`` ("Thread-3 (work)", "ThreadPoolExecutor-0_1"), or PyTorch's renamed main
+# thread.  Any other name (node, java, a database) is another program on the machine, not
+# evidence about the tests.
+TEST_PROCESS = re.compile(
+    r"^(?:python|pypy|pytest|py\.test|pt_main_thread|Thread-\d|ThreadPoolExecu|Dummy-\d)", re.I
 )
 # What each trap delivers to the process (arch/x86/kernel/traps.c).
 TRAP_SIGNALS = {
@@ -64,7 +67,12 @@ class KernelFault:
     @property
     def blame(self) -> str | None:
         """The library to file the crash against: the faulting one unless it is the runtime."""
-        return self.library if self.library and not SYSTEM_OBJECT.match(self.library) else None
+        return self.library if self.library and not RUNTIME_OBJECT.match(self.library) else None
+
+    @property
+    def of_tests(self) -> bool:
+        """Whether the process that faulted can be the one running the tests."""
+        return TEST_PROCESS.match(self.process) is not None
 
     def describe(self) -> str:
         where = f" in {self.library}" if self.library else ""
