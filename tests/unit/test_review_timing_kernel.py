@@ -127,6 +127,15 @@ def test_a_hostile_durations_table_in_a_log_is_linear(tmp_path: Path) -> None:
     assert _seconds(scan_path, str(log)) < 2.0  # was a minute and more
 
 
+def test_a_hostile_line_naming_a_segfault_is_linear() -> None:
+    # Found with the review's items: the process name was unbounded in an unanchored search.
+    for hostile in ("segfault at " + "a" * HOSTILE, "a" * HOSTILE + " segfault at 0"):
+        assert _seconds(kernel_fault, hostile, 1, "") < 2.0  # was 40 s
+    long_name = "x" * 100 + "[7]: segfault at 0 ip 1 sp 2 error 4 in libx.so[1+2]"
+    fault = kernel_fault(long_name, 1, "")
+    assert fault is not None and (fault.pid, fault.library) == (7, "libx.so")
+
+
 def test_a_hostile_progress_line_is_linear() -> None:
     hostile = b"x.py::" * (4 * HOSTILE // 6) + b"\n"  # the pass reads whole lines, uncapped
     counts = model.TestCounts()

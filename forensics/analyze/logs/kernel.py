@@ -21,15 +21,17 @@ from forensics.kernel_lines import parse_oom
 # "python[1234]: segfault at 0 ip 00007f3a sp 00007ffd error 4 in libfoo.so[7f3a0000+1000]
 # likely on CPU 1 (core 1, socket 0)"; older kernels print the same without the CPU tail,
 # newer ones "in libfoo.so[7f3a1000,7f3a0000+2000]".
+# The name is bounded (the kernel keeps 15 characters of it): unanchored, an unbounded one
+# is tried from every character of a hostile line and runs to its end from each (quadratic).
 SEGFAULT = re.compile(
-    r"(?P<comm>[^\s\[\]]+)\[(?P<pid>\d+)\]: segfault at (?P<addr>[0-9a-fA-F]+) "
+    r"(?P<comm>[^\s\[\]]{1,64})\[(?P<pid>\d{1,10})\]: segfault at (?P<addr>[0-9a-fA-F]+) "
     r"ip (?P<ip>[0-9a-fA-F]+) sp [0-9a-fA-F]+ error (?P<error>\d+)"
     r"(?: in (?P<lib>[^\s\[]+)\[)?"
 )
 # "traps: python[1234] general protection fault ip:7f3a sp:7ffd error:0 in libc.so.6[7f3a+1d]"
 # "traps: python3[77] trap invalid opcode ip:.. sp:.. error:0 in libfoo.so[..]"
 TRAPS = re.compile(
-    r"traps: (?P<comm>[^\s\[\]]+)\[(?P<pid>\d+)\] (?:trap )?(?P<what>[a-z][a-z0-9 ]*?) "
+    r"traps: (?P<comm>[^\s\[\]]{1,64})\[(?P<pid>\d{1,10})\] (?:trap )?(?P<what>[a-z][a-z0-9 ]*?) "
     r"ip:(?P<ip>[0-9a-fA-F]+)(?:.*? in (?P<lib>[^\s\[]+)\[)?"
 )
 # The kernel names a process by its first 15 characters (``comm``): the interpreter running
