@@ -67,6 +67,30 @@ def test_a_trigger_line_ends_a_live_log_section_even_when_it_starts_with_a_time(
     assert scan.times.live["tests/test_a.py::test_one"] == (43206.0, 43206.0)
 
 
+def test_a_timeout_dump_under_jenkins_times_keeps_its_stack(tmp_path: Path) -> None:
+    # The real live-log run, as Jenkins' timestamper would show it: the dump's frames are not
+    # the test's logging records because each line starts with a time.
+    real = (LOGS / "real_facts_livelog.log").read_text().splitlines()
+    jenkins = tmp_path / "jenkins.log"
+    jenkins.write_text(
+        "".join(f"07:{i // 60 % 60:02d}:{i % 60:02d}  {ln}\n" for i, ln in enumerate(real))
+    )
+    (plain,) = analyze_logs([str(LOGS / "real_facts_livelog.log")]).incidents
+    (timed,) = analyze_logs([str(jenkins)]).incidents
+    assert (
+        (timed.cause, timed.test)
+        == (plain.cause, plain.test)
+        == (
+            "hang",
+            "test_spin_log.py::test_spin_logging",
+        )
+    )
+    # The dump is read, not swallowed as logging.  (Its first frames only: the Jenkins strip
+    # in decorations.py takes the indentation with the time, which ends the stack early.)
+    head = [f.name for f in timed.stacks[0].frames] if timed.stacks else []
+    assert head and head == [f.name for f in plain.stacks[0].frames][: len(head)]
+
+
 # --- item 5: another program's segfault against a confirmed OOM kill ---------------------------
 
 

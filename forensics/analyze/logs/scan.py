@@ -802,7 +802,8 @@ class Scanner:
         if P.TIMEOUT_BANNER.match(text):
             self._close_blocks()
             return True
-        when = timing.live_log_time(self._raw) if self._live_test is not None else None
+        live = text if self._live_ci_times else self._raw  # under a CI time, the record's own
+        when = timing.live_log_time(live) if self._live_test is not None else None
         if self._live_test is not None and when is not None:
             # The test's own logging goes on while the timer's thread dumps.
             self.scan.times.add_live(self._live_test, when)
