@@ -29,9 +29,10 @@ _MACHINERY = re.compile(
 )
 # The C and C++ runtimes, the dynamic loader, the interpreter and ctypes' FFI trampoline: on
 # every stack, never the one to blame (``strlen`` faults, the library that passed it NULL is).
+# The kernel's fault lines name the same objects by file name (logs/kernel.py).
 RUNTIME_OBJECT = re.compile(
     r"^(?:libc\.so|libc-|libpthread|ld-linux|libdl|libm\.so|libgcc_s|libstdc\+\+|libc\+\+|"
-    r"libunwind|libpython|python\d|_ctypes|libffi)"
+    r"libunwind|libpython|python(?:\d|$)|_ctypes|libffi)"
 )
 
 

@@ -10,9 +10,11 @@ it.  The console never adds an incident of its own: every death of the run is al
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from forensics.analyze.logs.correlate import NATIVE_LABEL
 from forensics.analyze.logs.reader import scan_stream
 from forensics.bundle import OUTPUT, OUTPUT_INDEX, open_bundle_file, read_jsonl
 from forensics.errors import InputError
@@ -24,11 +26,6 @@ _CHUNK = 1 << 20
 # How far a line's time may be from the death: the size notes are sparse (0.2 s) and a child's
 # stderr reaches the console through its parent's pipes.
 _BEFORE_S, _AFTER_S = 5.0, 2.0
-_LABELS = {
-    "rust-panic": "Rust panic",
-    "rust-fatal": "Rust fatal runtime error",
-    "cpp-terminate": "C++ terminate",
-}
 
 
 @dataclass
@@ -79,12 +76,14 @@ def console_events(output: Path) -> tuple[list[ConsoleEvent], list[str]]:
         if f.fatal is not None and f.timeout is None
     ]
     for n in scan.native_aborts:
-        label = _LABELS.get(n.kind, n.kind)
+        label = NATIVE_LABEL.get(n.kind, n.kind)
         frames = [Stack(pid=None, thread=f"{n.kind} backtrace", frames=n.frames, method="log")]
         events.append(
             ConsoleEvent(
                 n.line,
-                "SIGABRT",
+                # A macOS crash report names the signal it died of (SIGSEGV, SIGBUS...); the
+                # runtimes that abort on their own raise SIGABRT.
+                n.signal or "SIGABRT",
                 f"{label}: {n.message}" if n.message else label,
                 n.excerpt,
                 n.worker,
@@ -96,13 +95,26 @@ def console_events(output: Path) -> tuple[list[ConsoleEvent], list[str]]:
     return sorted(events, key=lambda e: e.line), scan.notes
 
 
+def _size_note(record: dict[str, object]) -> tuple[int, float] | None:
+    """``(offset, time)`` of one record of the size notes; None for one a hostile or broken
+    bundle mangled (a 400-digit time overflows a float, NaN sorts nowhere)."""
+    offset, when = record.get("offset"), record.get("t")
+    if not isinstance(offset, int) or not isinstance(when, (int, float)):
+        return None
+    try:
+        seconds = float(when)
+    except (OverflowError, ValueError, TypeError):
+        return None
+    return (offset, seconds) if math.isfinite(seconds) else None
+
+
 def _line_times(output: Path, lines: set[int]) -> dict[int, float]:
     """When each of *lines* reached the console: the supervisor noted the log's size now and
     then (``output.idx.jsonl``); a line's time is the first note past its start."""
     index = sorted(
-        (int(r["offset"]), float(r["t"]))
+        note
         for r in read_jsonl(output.parent / OUTPUT_INDEX)
-        if isinstance(r.get("offset"), int) and isinstance(r.get("t"), (int, float))
+        if (note := _size_note(r)) is not None
     )
     if not index or not lines:
         return {}

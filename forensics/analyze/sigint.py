@@ -68,7 +68,8 @@ def sigint_reasons(facts: object) -> list[str]:
             reasons.append(f"SIGINT is blocked in every thread of pid {pid}")
     elif shared:
         reasons.append(f"SIGINT is pending for pid {pid} but not yet delivered")
-    for pipe in f.get("full_wakeup") or []:
+    wakeup = f.get("full_wakeup")
+    for pipe in wakeup if isinstance(wakeup, list) else []:  # a hostile bundle's any JSON
         if not isinstance(pipe, dict):
             continue
         if pipe.get("kind") == "pipe":

@@ -552,8 +552,10 @@ def correlate(scan: LogScan) -> list[Incident]:
     sigkill = [k for k in scan.kills if k.kind != "oom" and k.signal == "SIGKILL"]
     incidents: list[Incident] = []
     crash_incidents: list[tuple[int, Incident]] = []
-    # The kernel's fault lines name no xdist worker: give them to the dead in order.
-    kernel = list(scan.kernel_faults)
+    # The kernel's fault lines name no xdist worker: give them to the dead in order.  Only
+    # the interpreter's own: another program's segfault on the machine (node, a database) says
+    # nothing about the tests, and must not outrank the OOM kill that does.
+    kernel = [k for k in scan.kernel_faults if k.of_tests]
     for crash in crashes:
         # pytest-timeout's thread method ends the worker with os._exit: a hang, not a crash.
         key = _hang_key(crash, hung) if crash.fault is None and crash.test else None

@@ -15,27 +15,32 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from forensics.blame import RUNTIME_OBJECT
 from forensics.kernel_lines import parse_oom
 
 # "python[1234]: segfault at 0 ip 00007f3a sp 00007ffd error 4 in libfoo.so[7f3a0000+1000]
 # likely on CPU 1 (core 1, socket 0)"; older kernels print the same without the CPU tail,
 # newer ones "in libfoo.so[7f3a1000,7f3a0000+2000]".
+# The name is bounded (the kernel keeps 15 characters of it): unanchored, an unbounded one
+# is tried from every character of a hostile line and runs to its end from each (quadratic).
 SEGFAULT = re.compile(
-    r"(?P<comm>[^\s\[\]]+)\[(?P<pid>\d+)\]: segfault at (?P<addr>[0-9a-fA-F]+) "
+    r"(?P<comm>[^\s\[\]]{1,64})\[(?P<pid>\d{1,10})\]: segfault at (?P<addr>[0-9a-fA-F]+) "
     r"ip (?P<ip>[0-9a-fA-F]+) sp [0-9a-fA-F]+ error (?P<error>\d+)"
     r"(?: in (?P<lib>[^\s\[]+)\[)?"
 )
 # "traps: python[1234] general protection fault ip:7f3a sp:7ffd error:0 in libc.so.6[7f3a+1d]"
 # "traps: python3[77] trap invalid opcode ip:.. sp:.. error:0 in libfoo.so[..]"
 TRAPS = re.compile(
-    r"traps: (?P<comm>[^\s\[\]]+)\[(?P<pid>\d+)\] (?:trap )?(?P<what>[a-z][a-z0-9 ]*?) "
+    r"traps: (?P<comm>[^\s\[\]]{1,64})\[(?P<pid>\d{1,10})\] (?:trap )?(?P<what>[a-z][a-z0-9 ]*?) "
     r"ip:(?P<ip>[0-9a-fA-F]+)(?:.*? in (?P<lib>[^\s\[]+)\[)?"
 )
-# The C runtime and the interpreter: a fault in their code (memcpy, strlen, free) is almost
-# always a bad pointer from the caller, so they are named but not blamed.
-SYSTEM_OBJECT = re.compile(
-    r"^(?:libc\.so|libc-|libm\.so|libpthread|ld-linux|libgcc_s|libstdc\+\+|libc\+\+|"
-    r"libunwind|libpython|python\d?(?:\.\d+)?$|libffi|_ctypes)"
+# The kernel names a process by its first 15 characters (``comm``): the interpreter running
+# the tests (python3.11, pytest, pypy3), a thread Python 3.14 names after its
+# ``threading.Thread`` ("Thread-3 (work)", "ThreadPoolExecutor-0_1"), or PyTorch's renamed main
+# thread.  Any other name (node, java, a database) is another program on the machine, not
+# evidence about the tests.
+TEST_PROCESS = re.compile(
+    r"^(?:python|pypy|pytest|py\.test|pt_main_thread|Thread-\d|ThreadPoolExecu|Dummy-\d)", re.I
 )
 # What each trap delivers to the process (arch/x86/kernel/traps.c).
 TRAP_SIGNALS = {
@@ -64,7 +69,12 @@ class KernelFault:
     @property
     def blame(self) -> str | None:
         """The library to file the crash against: the faulting one unless it is the runtime."""
-        return self.library if self.library and not SYSTEM_OBJECT.match(self.library) else None
+        return self.library if self.library and not RUNTIME_OBJECT.match(self.library) else None
+
+    @property
+    def of_tests(self) -> bool:
+        """Whether the process that faulted can be the one running the tests."""
+        return TEST_PROCESS.match(self.process) is not None
 
     def describe(self) -> str:
         where = f" in {self.library}" if self.library else ""

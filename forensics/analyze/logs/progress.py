@@ -26,7 +26,9 @@ PROGRESS = re.compile(
     rb"(?=[ \t]*\[ *\d+%\][ \t\r]*$|[ \t\r]*$|Aborted|Segmentation fault|Killed|Bus error"
     rb"|Fatal Python error|Windows fatal exception)"
     # pytest -v: "tests/x.py::test_a PASSED   [ 3%]"; xdist -v: "[gw0] [ 3%] PASSED tests/x.py::a"
-    rb"|\S+\.py::\S+ (?P<word>PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b"
+    # The path holds no colon, so only its first ".py::" can end it: "\S+\.py::" would try
+    # every one of them in a hostile line, and scan the rest of the line from each (quadratic).
+    rb"|[^\s:]+\.py::\S+ (?P<word>PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b"
     rb"|\[ *\d+%\] (?P<xword>PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS) \S+"
     rb")"
 )

@@ -170,6 +170,7 @@ class Scanner:
         self._raw: str = ""
         self._prev: str | None = None
         self._live_test: str | None = None  # the test whose live-log section is open
+        self._live_ci_times = False  # the open live-log section's lines carry a CI time first
         self._starts_noted = 0
         # Shell, runner and runtime deaths, and the test running at each (logs/deaths.py).
         self._deaths = Deaths(self.scan, self._add)
@@ -541,6 +542,10 @@ class Scanner:
                 self._live_test
             )
             if phase not in ("sessionstart", "sessionfinish", "collection"):
+                # A header printed after a time is under a CI system's per-line time (Jenkins'
+                # timestamper): every line starts with one, so the record's own time, if it
+                # has one, comes after it.
+                self._live_ci_times = timing.live_log_time(self._raw) is not None
                 self._open(self._live_log_line)
             return True
         if "segfault at " in text or "traps: " in text:
@@ -565,15 +570,18 @@ class Scanner:
             self.scan.times.add_start(test, when)
 
     def _durations_line(self, text: str, worker: str | None, lineno: int) -> bool:
-        if timing.DURATION_ROW.match(text):
-            row = timing.duration_row(text)
+        match = timing.DURATION_ROW.match(text)
+        if match is not None:
+            row = timing.row_figures(match)
             if row is not None:
                 self.scan.times.add_duration(*row)
             return True
         return not text.strip() or bool(timing.DURATIONS_HIDDEN.match(text))
 
     def _live_log_line(self, text: str, worker: str | None, lineno: int) -> bool:
-        when = timing.live_log_time(self._raw)
+        if P.TRIGGER.search(text):
+            return False  # a fault dump or a death is never a logging record
+        when = timing.live_log_time(text if self._live_ci_times else self._raw)
         if when is not None:
             if self._live_test is not None:
                 self.scan.times.add_live(self._live_test, when)
@@ -794,7 +802,8 @@ class Scanner:
         if P.TIMEOUT_BANNER.match(text):
             self._close_blocks()
             return True
-        when = timing.live_log_time(self._raw) if self._live_test is not None else None
+        live = text if self._live_ci_times else self._raw  # under a CI time, the record's own
+        when = timing.live_log_time(live) if self._live_test is not None else None
         if self._live_test is not None and when is not None:
             # The test's own logging goes on while the timer's thread dumps.
             self.scan.times.add_live(self._live_test, when)

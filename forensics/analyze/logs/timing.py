@@ -33,8 +33,10 @@ STARTS_WINDOW = 256 << 10  # characters looked back from a node-down line for te
 MAX_START_LOOKBACKS = 16  # node-down lines that get that look back (3 ms each at most)
 
 DURATIONS_HEADER = re.compile(r"^=+ slowest (?:\d+ )?(?:test )?durations =+$")
+# The node id runs to the end of the line and is stripped after the match: a lazy ``.*?``
+# before ``\s*$`` backtracks over every run of blanks in a hostile row (quadratic).
 DURATION_ROW = re.compile(
-    r"^(?P<secs>\d+(?:\.\d+)?)s (?P<phase>setup|call|teardown|\?\?\?) +(?P<test>\S.*?)\s*$"
+    r"^(?P<secs>\d+(?:\.\d+)?)s (?P<phase>setup|call|teardown|\?\?\?) +(?P<test>\S.*)$"
 )
 # "(3 durations < 0.005s hidden.  Use -vv to show these durations.)"
 DURATIONS_HIDDEN = re.compile(r"^\(\d+ durations? < [\d.]+s hidden")
@@ -103,10 +105,12 @@ class TestTimes:
 
     def add_live(self, test: str, when: float) -> None:
         first, last = self.live.get(test, (when, when))
-        if when < last:  # past midnight: time of day starts again
+        # Past midnight the time of day starts again; records a few milliseconds out of order
+        # (threads logging at once) are not a day apart.
+        if last - when > DAY_S / 2:
             when += DAY_S
         if test in self.live or len(self.live) < MAX_TESTS:
-            self.live[test] = (first, max(last, when))
+            self.live[test] = (min(first, when), max(last, when))
 
     def add_start(self, test: str, when: float) -> None:
         if test in self.started or len(self.started) < MAX_TESTS:
@@ -156,10 +160,14 @@ def duration_row(text: str) -> tuple[str, str, float] | None:
     xdist's placeholder report for a crashed test (``0.00s ???  path::test``) is no
     measurement and gives None, as does anything that is not a row.
     """
-    row = DURATION_ROW.match(text)
+    return row_figures(DURATION_ROW.match(text))
+
+
+def row_figures(row: re.Match[str] | None) -> tuple[str, str, float] | None:
+    """:func:`duration_row` of a row already matched (the scanner matches each line once)."""
     if row is None or row.group("phase") == "???":
         return None
-    return row.group("test"), row.group("phase"), float(row.group("secs"))
+    return row.group("test").rstrip(), row.group("phase"), float(row.group("secs"))
 
 
 def timeout_limit(text: str) -> float | None:
