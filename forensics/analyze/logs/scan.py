@@ -1006,6 +1006,7 @@ class Scanner:
                         oom.group("comm"),
                     ),
                 )
+                self._deaths.watch(lineno)  # a child's OOM kill in a test that then passed
                 return True
         if "exit code" in text or "exit status" in text or "exited with code" in text:
             code = P.EXIT_CODE.search(text)
