@@ -167,9 +167,11 @@ OLD_VERBOSE_RUNNING = re.compile(r"^(?P<file>[\w./\\-]+\.py):\d+: (?P<name>\w+)\
 DOTS_RUNNING = re.compile(r"^(?P<file>[\w./\\-]+\.py)(?: [.FEsxXp]*)?\s*$")
 # unittest -v: "test_cpu (test_utils.TestFFI) ... "
 UNITTEST_RUNNING = re.compile(r"^(?P<name>\w+) \((?P<cls>[\w.]+)\)(?: \.\.\.)?\s*$")
-# pytest -v's result after a test's output ("PASSED    [ 33%]"), or with its node id.
+# pytest -v's result after a test's output ("PASSED    [ 33%]"), or with its node id; not
+# the short summary's "PASSED path::test" (-rA), which comes after every test ran.
 RESULT = re.compile(
-    r"^(?:(?P<test>[\w./\\-]+\.py::\S+) )?(?P<word>PASSED|XPASS|XFAIL|SKIPPED|FAILED|ERROR)\b"
+    r"^(?:(?P<test>[\w./\\-]+\.py::\S+) )?(?P<word>PASSED|XPASS|XFAIL|SKIPPED|FAILED|ERROR)"
+    r"(?: \([^)]{0,300}\))?(?:\s+\[ *\d+%\])?\s*$"
 )
 SURVIVED = ("PASSED", "XPASS", "XFAIL", "SKIPPED")
 
@@ -240,10 +242,16 @@ class Deaths:
         # Line spans (first, last) whose deaths the tests survived, in log order.
         self._spans: list[tuple[int, int]] = []
         self._why: list[str] = []
+        self._unnoted = 0
 
     @property
     def wants_lines(self) -> bool:
-        return self._after > 0 or self._frames is not None or self._watch_left > 0
+        return self.wants_dispatch or self._watch_left > 0
+
+    @property
+    def wants_dispatch(self) -> bool:
+        """Whether the lines it reads are parsed as usual too (not only watched for a result)."""
+        return self._after > 0 or self._frames is not None
 
     # -- deaths the tests survived -------------------------------------------------------------
     def watch(self, lineno: int, test: str | None = None) -> None:
@@ -311,6 +319,8 @@ class Deaths:
         natives = [n for n in scan.native_aborts if not self._note(n.line, n.excerpt)]
         faults = [f for f in scan.faults if f.fatal is None or not self._note(f.line, f.excerpt)]
         scan.kills[:], scan.native_aborts[:], scan.faults[:] = kills, natives, faults
+        if self._unnoted:
+            scan.notes.append(f"{scan.source}: {self._unnoted} more deaths not counted (as above)")
 
     def _note(self, line: int, excerpt: str) -> bool:
         why = self._survived(line)
@@ -322,6 +332,8 @@ class Deaths:
     def note(self, line: int, what: str) -> None:
         if len(self.scan.notes) < MAX_NOTES:
             self.scan.notes.append(f"{self.scan.source}:{line}: {what}")
+        else:
+            self._unnoted += 1
 
     def follow(self, text: str, lineno: int = 0) -> bool:
         """A line after a death: a frame of its report (consumed), the running test, its result."""

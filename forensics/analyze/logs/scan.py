@@ -207,8 +207,12 @@ class Scanner:
             self._follow_line(text)
             if self._block is None and not self._deaths.wants_lines and not P.TRIGGER.search(raw):
                 return  # read for the section only, as if the reader had skipped it
-        if self._deaths.wants_lines and self._deaths.follow(text, lineno):
-            return
+        if self._deaths.wants_lines:
+            if self._deaths.follow(text, lineno):
+                return
+            watched_only = self._block is None and not self._deaths.wants_dispatch
+            if watched_only and not P.TRIGGER.search(raw):
+                return  # read for a death's result only, as if the reader had skipped it
         if self._block is not None:
             self._block_lines += 1
             if self._block_lines <= MAX_BLOCK_LINES and self._block(text, worker, lineno):
