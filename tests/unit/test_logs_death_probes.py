@@ -126,6 +126,11 @@ def test_a_process_listing_row_is_no_death() -> None:
     assert _incidents(["  12   Killed    worker-3"]) == []
 
 
+def test_the_progress_a_shell_report_cut_short_makes_it_the_run_whatever_the_command() -> None:
+    line = "test_native.py bash: line 91: 14806 Segmentation fault      ./helper"
+    assert [k.test for k in scan_lines([line], "x.log").kills] == ["test_native.py"]
+
+
 @pytest.mark.parametrize(
     ("cmd", "tests"),
     [
@@ -135,6 +140,7 @@ def test_a_process_listing_row_is_no_death() -> None:
         ("python run_all.py", True),
         ("./run-unit-tests.sh", True),
         ("make check", True),
+        ("$CMD_P", True),
         ("python -m http.server 8000", False),
         ("redis-server --port 7777", False),
         ("(core dumped) ./helper --selftest", False),

@@ -197,8 +197,8 @@ def running_test(before: str) -> str | None:
 def runs_tests(cmd: str) -> bool:
     """Whether a command a shell names with a death runs the tests (or may: a python script)."""
     cmd = cmd.strip().removeprefix("(core dumped)").strip()
-    if TEST_COMMAND.search(cmd):
-        return True
+    if TEST_COMMAND.search(cmd) or "$" in cmd or "`" in cmd:
+        return True  # a runner, or a variable the log does not expand ("$CMD_P")
     return bool(PYTHON_COMMAND.match(cmd)) and not PYTHON_MODULE.search(cmd)
 
 
@@ -541,7 +541,9 @@ class Deaths:
             else:
                 start = len(before)  # the progress line the death cut short, or nothing
             cmd = shell.group("cmd") or ""
-            if cmd.strip() and not runs_tests(cmd):
+            # The progress pytest printed right before the shell's words: pytest is what died.
+            cut_short = running_test(text[:start].strip()) is not None
+            if cmd.strip() and not cut_short and not runs_tests(cmd):
                 self._other_command(lineno, shell.group("what"), cmd)
                 return True
             self._kill(text, lineno, SHELL_WORDS[shell.group("what")], start, prev)
