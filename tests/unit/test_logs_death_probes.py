@@ -90,6 +90,22 @@ def test_the_same_death_that_ends_the_run_is_still_found(name: str) -> None:
     assert [i.cause for i in incidents] == ["native-crash"]
 
 
+def test_a_worker_lost_before_a_clean_summary_keeps_its_dump() -> None:
+    # pytest-rerunfailures under xdist: the rerun passed, the worker's crash still happened.
+    lines = [
+        *HEADER,
+        "Fatal Python error: Segmentation fault",
+        "",
+        "Current thread 0x00007f0000000001 (most recent call first):",
+        '  File "/src/tests/test_a.py", line 9 in test_one',
+        "[gw0] node down: Not properly terminated",
+        "replacing crashed worker gw0",
+        "=================== 3 passed, 1 rerun in 1.23s ===================",
+    ]
+    incidents = _incidents(lines)
+    assert [(i.cause, i.signal) for i in incidents] == [("native-crash", "SIGSEGV")]
+
+
 def test_the_review_probe_log_of_a_passing_suite_is_clean() -> None:
     triage = analyze_logs([str(LOGS / "synthetic_normal.log")])
     assert triage.incidents == []

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from forensics.analyze.logs.decorations import strip
-from forensics.analyze.logs.findings import FaultRecord, KillEvent, NativeAbort
+from forensics.analyze.logs.findings import FaultRecord, KillEvent, NativeAbort, NodeDown
 from forensics.model import Frame
 
 
@@ -35,6 +35,7 @@ class _Scan(Protocol):
     kills: list[KillEvent]
     native_aborts: list[NativeAbort]
     faults: list[FaultRecord]
+    node_downs: list[NodeDown]
     notes: list[str]
 
 
@@ -290,8 +291,10 @@ class Deaths:
 
     def summary(self, lineno: int, clean: bool) -> None:
         """A session's summary line; *clean* when it counts no failure and no error."""
-        if clean:
-            self._settle(self._session_from, lineno, "the session then passed")
+        first = self._session_from
+        # A worker xdist lost, then a rerun that passed: the worker's death still stands.
+        if clean and not any(first <= d.line <= lineno for d in self.scan.node_downs[-50:]):
+            self._settle(first, lineno, "the session then passed")
         self._session_from = lineno
         self._watch_left = 0
 
