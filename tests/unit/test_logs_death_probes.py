@@ -106,6 +106,16 @@ def test_a_worker_lost_before_a_clean_summary_keeps_its_dump() -> None:
     assert [(i.cause, i.signal) for i in incidents] == [("native-crash", "SIGSEGV")]
 
 
+def test_deaths_settled_by_their_tests_and_then_by_the_session() -> None:
+    lines = _test_printed(PHRASES["segv"], "PASSED", None)
+    lines += ["tests/test_proc.py::test_d ", "Aborted", "PASSED     [ 80%]"]
+    lines += ["tests/test_proc.py::test_e ", "Killed", "XFAIL      [ 90%]"]
+    lines += ["Bus error", "=================== 5 passed, 1 xfailed in 1.23s ==================="]
+    scan = scan_lines(lines, "x.log")
+    assert scan.kills == [] and correlate(scan) == []
+    assert len([n for n in scan.notes if "not counted as a death" in n]) == 4
+
+
 def test_the_review_probe_log_of_a_passing_suite_is_clean() -> None:
     triage = analyze_logs([str(LOGS / "synthetic_normal.log")])
     assert triage.incidents == []

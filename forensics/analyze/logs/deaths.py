@@ -299,11 +299,12 @@ class Deaths:
         self._watch_left = 0
 
     def _settle(self, first: int, last: int, why: str) -> None:
-        if self._spans and first <= self._spans[-1][1]:
-            first = min(first, self._spans[-1][0])
-            self._spans[-1] = (first, max(last, self._spans[-1][1]))
-            self._why[-1] = why
-        elif len(self._spans) < MAX_SPANS:
+        # Kept sorted and apart: a session's span swallows the test spans inside it.
+        while self._spans and first <= self._spans[-1][1]:
+            start, end = self._spans.pop()
+            first, last = min(first, start), max(last, end)
+            self._why.pop()
+        if len(self._spans) < MAX_SPANS:
             self._spans.append((first, last))
             self._why.append(why)
 
