@@ -620,7 +620,15 @@ def _aborts(scan: LogScan, group: list[NativeAbort]) -> bool:
     """
     if any(n.kind != "rust-panic" or ABORTING.search(n.message) for n in group):
         return True
-    return any(k.signal == "SIGABRT" for k in scan.kills)
+    # The shell's SIGABRT soon after the panic, with no test result between them: a result
+    # means pytest went on after the panic, so the abort is some other process's.
+    first, last = group[0].line, group[-1].line
+    return any(
+        k.signal == "SIGABRT"
+        and first <= k.line <= last + NATIVE_WINDOW
+        and not any(last < p.line < k.line for p in scan.progress)
+        for k in scan.kills
+    )
 
 
 def _native_incidents(scan: LogScan, orphans: list[NativeAbort]) -> list[tuple[int, Incident]]:
@@ -726,13 +734,19 @@ def _kills(
     others = [k for k in scan.kills if k.kind != "oom"]
     if crash_incidents:
         first = crash_incidents[0][1]
-        for kill in scan.kills:
-            if len(first.evidence) < 12 and kill.kind != "oom":
-                first.evidence.append(_ev(scan, kill.line, kill.excerpt))
-            if kill.kind != "oom":
-                _enrich(first, kill)
-        return
-    if oom:
+        later: list[KillEvent] = []
+        crashes = [inc for _line, inc in crash_incidents]
+        for kill in others:
+            target = next((inc for inc in crashes if _same_crash(scan, inc, kill)), None)
+            if target is None and kill.kind == "shell-signal" and _crash_signal(kill):
+                later.append(kill)  # another process's crash, after or apart from these
+                continue
+            target = target or first
+            if len(target.evidence) < 12:
+                target.evidence.append(_ev(scan, kill.line, kill.excerpt))
+            _enrich(target, kill)
+        others = later
+    elif oom:
         kill = oom[0]
         who = f"{kill.process} (pid {kill.pid})" if kill.process else "a process"
         incident = Incident(
@@ -801,13 +815,15 @@ def _kills(
                 signature=normalize(f"{cause} {kill.signal}"),
             )
         elif kill.signal:
-            same = next((i for i in incidents if i.cause == "native-crash"), None)
+            same = next((i for i in incidents if _same_crash(scan, i, kill)), None)
             if same is not None:  # "Aborted (core dumped)" and "exit code 134": one death
                 _enrich(same, kill, scan)
                 continue
             running = f" while running {kill.test}" if kill.test else ""
             what = kill.signal
-            if kill.what:
+            if kill.what and kill.exit_code is None:
+                what = f"{kill.signal} ({kill.what})"  # cargo's "(signal: 11, SIGSEGV)"
+            elif kill.what:
                 what = f"{kill.what} (exit code {kill.exit_code}; {kill.signal} on POSIX)"
             incident = Incident(
                 id="",
@@ -824,6 +840,46 @@ def _kills(
             continue
         crash_incidents.append((kill.line, incident))
         incidents.append(incident)
+
+
+def _same_crash(scan: LogScan, incident: Incident, kill: KillEvent) -> bool:
+    """Whether *kill* reports the death *incident* stands for, not a later one.
+
+    The shell's "Aborted (core dumped)" after a fault dump, and the runner's "exit code 134",
+    are the same death; a second session's crash is its own (a different signal, another test,
+    or far from the first death's evidence).
+    """
+    if incident.cause != "native-crash":
+        return False
+    if kill.signal and incident.signal and kill.signal != incident.signal:
+        return False
+    if kill.test and incident.test and not _same_test(kill.test, incident.test):
+        return False
+    if kill.kind == "exit-code":
+        return True  # the run's own exit status, printed once the job step ended
+    # Either order: a build tool's "Exit code 0xc0000374" may come before the dump it ends.
+    lines = [_line(e.source) for e in incident.evidence]
+    return any(abs(kill.line - line) <= NATIVE_WINDOW for line in lines if line is not None)
+
+
+def _crash_signal(kill: KillEvent) -> bool:
+    return kill.signal is not None and kill.signal not in ("SIGKILL", "SIGTERM", "SIGINT")
+
+
+def _same_test(one: str, other: str) -> bool:
+    """One test named twice, perhaps once with a rootdir prefix or as its file only."""
+    a, b = one.replace("\\", "/"), other.replace("\\", "/")
+    if "::" in a and "::" in b:
+        (fa, ta), (fb, tb) = a.split("::", 1), b.split("::", 1)
+        return ta == tb and (fa.endswith("/" + fb) or fb.endswith("/" + fa) or fa == fb)
+    fa, fb = a.split("::", 1)[0], b.split("::", 1)[0]
+    return fa == fb or fa.endswith("/" + fb) or fb.endswith("/" + fa)
+
+
+def _line(source: str) -> int | None:
+    """The line number of an evidence's ``path:LINE``."""
+    number = source.rsplit(":", 1)[-1]
+    return int(number) if number.isdigit() else None
 
 
 def _max_crashed(

@@ -10,28 +10,44 @@ None of these lines name a test, so the test is taken from the progress pytest p
 the death: the ``path::test`` of ``pytest -v`` with no result yet, or the file of the dots line
 the death interrupted.  Only the death line, the line before it and a few lines after it are
 looked at: the scanner never sees the ordinary progress lines (the prefilter skips them).
+
+A death the tests caused on purpose is not an incident (a test that crashes a child process, or
+prints one of these words): a death followed by its test's ``PASSED``, or by a complete session
+summary with no failure or error, is settled as a note (:meth:`Deaths.settle`), and so is a
+shell's report about a command that is not the test run (a CI script killing its
+``http.server``).
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from forensics.analyze.logs.decorations import strip
-from forensics.analyze.logs.findings import KillEvent, NativeAbort
+from forensics.analyze.logs.findings import FaultRecord, KillEvent, NativeAbort, NodeDown
 from forensics.model import Frame
 
 
 class _Scan(Protocol):
+    source: str
     kills: list[KillEvent]
     native_aborts: list[NativeAbort]
+    faults: list[FaultRecord]
+    node_downs: list[NodeDown]
+    notes: list[str]
 
 
 # Lines after a death searched for the test pytest announced (stdout and stderr arrive in
 # either order in a CI log: the shell's "Aborted" often comes before pytest's "path::test").
 AFTER_LINES = 3
 MAX_FRAMES = 64
+# Lines after a death searched for its test's result: a test's captured output between the
+# death and pytest's "PASSED" is rarely longer.
+RESULT_LINES = 200
+MAX_NOTES = 20
+MAX_SPANS = 10_000
 
 # --- the shell's and the runner's report -----------------------------------------------------
 SHELL_WORDS = {
@@ -60,6 +76,19 @@ SHELL_BY = re.compile(
     r"(?:\S{1,500}: line \d{1,9}: +\d{1,9} +|make(?:\[\d{1,9}\])?: \*\*\* \[[^\]]{0,500}\] "
     r"|^\s*\d{1,9} +)$"
 )
+# The progress a shell's word may be glued to: "tests/test_linalg.py ......", "....sss".
+DOTS_BEFORE = re.compile(r"^(?:[\w./\\-]+\.py ?)?[.FEsxXp]+$")
+# A command that runs the tests, named after a shell's word ("Killed   python -m pytest"): a
+# runner, a test script or binary, or python running a script (not "-m" some other module).
+TEST_COMMAND = re.compile(
+    r"(?i)py\.?test|unittest|nosetests|nose2|testr\b"
+    r"|\b(?:tox|nox|make|cargo|ctest|meson|ninja|trial|hatch|runtests?)\b"
+    r"|(?<![a-z])(?:tests?|testing|testsuite|check)(?![a-z])"
+)
+PYTHON_COMMAND = re.compile(r"^(?:\S*/)?python[\d.]*(?:\.exe)?(?:\s|$)")
+PYTHON_MODULE = re.compile(r"\s-m\s*\S")
+# fish: "fish: 'pytest -vs test_pybind.py' terminated by signal SIGABRT (Abort)"
+FISH_COMMAND = re.compile(r"fish: '(?P<cmd>[^']{0,500})' $")
 # fish: "fish: 'pytest -vs x.py' terminated by signal SIGABRT (Abort)"; zsh: "[1] 47787 abort"
 # (after the progress it cut short); meson: "killed by signal 6 SIGABRT".
 BY_SIGNAL = re.compile(
@@ -75,7 +104,7 @@ ZSH_WORDS = {
 # cargo: "process didn't exit successfully: `…` (signal: 11, SIGSEGV: invalid memory reference)"
 # or "(exit status: 0xc0000005, STATUS_ACCESS_VIOLATION)".
 CARGO = re.compile(
-    r"didn't exit successfully: .*\((?:signal: \d+, (?P<sig>SIG[A-Z]+)"
+    r"didn't exit successfully: [^(]*\((?:signal: \d+, (?P<sig>SIG[A-Z]+)"
     r"|exit (?:status|code): (?P<code>0x[0-9a-fA-F]+|-?\d+))"
 )
 # Windows NTSTATUS codes a crashed process exits with, in the three spellings CI prints.
@@ -93,6 +122,12 @@ WINDOWS_CODE = re.compile(
     r"|(?P<dec>-1073741819|-1073741571|-1073740791|-1073741795|-1073741676|-1073740940"
     r"|-529697949|3221225477|3221225725|3221226505|3221225501|3221225620|3221226356"
     r"|3765269347))\b"
+)
+# What makes a number an exit status rather than, say, a parametrized test's id: the words
+# right before it ("exited with -1073741819", "exit code 0xc0000374", "returned 3221225477").
+WINDOWS_CONTEXT = re.compile(
+    r"(?i)(?:exit(?:ed)? (?:code|status|value)|exited with(?: code| status)?|returned"
+    r"|return code|status code)[\s:=]{0,3}$"
 )
 
 # --- what the runtime said ---------------------------------------------------------------------
@@ -133,6 +168,13 @@ OLD_VERBOSE_RUNNING = re.compile(r"^(?P<file>[\w./\\-]+\.py):\d+: (?P<name>\w+)\
 DOTS_RUNNING = re.compile(r"^(?P<file>[\w./\\-]+\.py)(?: [.FEsxXp]*)?\s*$")
 # unittest -v: "test_cpu (test_utils.TestFFI) ... "
 UNITTEST_RUNNING = re.compile(r"^(?P<name>\w+) \((?P<cls>[\w.]+)\)(?: \.\.\.)?\s*$")
+# pytest -v's result after a test's output ("PASSED    [ 33%]"), or with its node id; not
+# the short summary's "PASSED path::test" (-rA), which comes after every test ran.
+RESULT = re.compile(
+    r"^(?:(?P<test>[\w./\\-]+\.py::\S+) )?(?P<word>PASSED|XPASS|XFAIL|SKIPPED|FAILED|ERROR)"
+    r"(?: \([^)]{0,300}\))?(?:\s+\[ *\d+%\])?\s*$"
+)
+SURVIVED = ("PASSED", "XPASS", "XFAIL", "SKIPPED")
 
 
 def running_test(before: str) -> str | None:
@@ -153,10 +195,23 @@ def running_test(before: str) -> str | None:
     return None
 
 
-def windows_status(text: str) -> tuple[int, str, str] | None:
-    """(exit code as printed, signal equivalent, name) of a Windows crash status in *text*."""
+def runs_tests(cmd: str) -> bool:
+    """Whether a command a shell names with a death runs the tests (or may: a python script)."""
+    cmd = cmd.strip().removeprefix("(core dumped)").strip()
+    if TEST_COMMAND.search(cmd) or "$" in cmd or "`" in cmd:
+        return True  # a runner, or a variable the log does not expand ("$CMD_P")
+    return bool(PYTHON_COMMAND.match(cmd)) and not PYTHON_MODULE.search(cmd)
+
+
+def windows_status(text: str, context: bool = False) -> tuple[int, str, str] | None:
+    """(exit code as printed, signal equivalent, name) of a Windows crash status in *text*.
+
+    With *context*, only a code the words before it call an exit status.
+    """
     match = WINDOWS_CODE.search(text)
     if match is None:
+        return None
+    if context and not WINDOWS_CONTEXT.search(text[max(0, match.start() - 40) : match.start()]):
         return None
     raw = match.group("hex") or match.group("dec")
     value = int(raw, 16) if match.group("hex") else int(raw)
@@ -178,13 +233,116 @@ class Deaths:
         self._untested: list[KillEvent | NativeAbort] = []
         self._frames: NativeAbort | None = None  # a crash report whose frames are being read
         self._report: NativeAbort | None = None  # the macOS crash report being read
+        # The death whose test's result is awaited: its first line, the test, lines left.
+        self._watch_from = 0
+        self._watch_test: str | None = None
+        self._watch_left = 0
+        # Where this session began (its header or the previous summary): a clean summary
+        # settles the deaths after it.
+        self._session_from = 0
+        # Line spans (first, last) whose deaths the tests survived, in log order.
+        self._spans: list[tuple[int, int]] = []
+        self._why: list[str] = []
+        self._unnoted = 0
 
     @property
     def wants_lines(self) -> bool:
+        return self.wants_dispatch or self._watch_left > 0
+
+    @property
+    def wants_dispatch(self) -> bool:
+        """Whether the lines it reads are parsed as usual too (not only watched for a result)."""
         return self._after > 0 or self._frames is not None
 
-    def follow(self, text: str) -> bool:
-        """A line after a death: a frame of its report (consumed) or the running test."""
+    # -- deaths the tests survived -------------------------------------------------------------
+    def watch(self, lineno: int, test: str | None = None) -> None:
+        """A death at *lineno*: watch for its test's result (a runtime's, a fault dump's too)."""
+        if self._watch_left <= 0:
+            self._watch_from, self._watch_test = lineno, test
+        self._watch_test = self._watch_test or test
+        self._watch_left = RESULT_LINES
+
+    def _result(self, text: str, lineno: int) -> None:
+        self._watch_left -= 1
+        result = RESULT.match(text)
+        if result is None:
+            running = _verbose_test(text)
+            if running is not None and self._watch_test not in (None, running):
+                self._watch_left = 0  # the next test began: this one's result was not seen
+            elif running is not None:
+                self._watch_test = running
+            return
+        test = result.group("test")
+        if (
+            test is not None
+            and self._watch_test is not None
+            and not _same_test(test, self._watch_test)
+        ):
+            return  # another test's result (xdist interleaves them)
+        self._watch_left = 0
+        if result.group("word") in SURVIVED:
+            name = test or self._watch_test or "the test"
+            self._settle(self._watch_from, lineno, f"{name} {result.group('word')} after it")
+
+    def session_start(self, lineno: int) -> None:
+        """A session header: deaths before it belong to an earlier session."""
+        self._session_from = lineno
+        self._watch_left = 0  # a new pytest: the one that printed the death is gone
+
+    def summary(self, lineno: int, clean: bool) -> None:
+        """A session's summary line; *clean* when it counts no failure and no error."""
+        first = self._session_from
+        # A worker xdist lost, then a rerun that passed: the worker's death still stands.
+        if clean and not any(first <= d.line <= lineno for d in self.scan.node_downs[-50:]):
+            self._settle(first, lineno, "the session then passed")
+        self._session_from = lineno
+        self._watch_left = 0
+
+    def _settle(self, first: int, last: int, why: str) -> None:
+        # Kept sorted and apart: a session's span swallows the test spans inside it.
+        while self._spans and first <= self._spans[-1][1]:
+            start, end = self._spans.pop()
+            first, last = min(first, start), max(last, end)
+            self._why.pop()
+        if len(self._spans) < MAX_SPANS:
+            self._spans.append((first, last))
+            self._why.append(why)
+
+    def _survived(self, line: int) -> str | None:
+        at = bisect_right(self._spans, (line, float("inf"))) - 1
+        if at >= 0 and self._spans[at][0] <= line <= self._spans[at][1]:
+            return self._why[at]
+        return None
+
+    def settle(self) -> None:
+        """At the end: deaths the tests survived leave the findings for the notes."""
+        if not self._spans:
+            return
+        scan = self.scan
+        kills = [k for k in scan.kills if k.kind == "canceled" or not self._note(k.line, k.excerpt)]
+        natives = [n for n in scan.native_aborts if not self._note(n.line, n.excerpt)]
+        faults = [f for f in scan.faults if f.fatal is None or not self._note(f.line, f.excerpt)]
+        scan.kills[:], scan.native_aborts[:], scan.faults[:] = kills, natives, faults
+        if self._unnoted:
+            scan.notes.append(f"{scan.source}: {self._unnoted} more deaths not counted (as above)")
+
+    def _note(self, line: int, excerpt: str) -> bool:
+        why = self._survived(line)
+        if why is None:
+            return False
+        self.note(line, f"{excerpt[:120]!r} not counted as a death: {why}")
+        return True
+
+    def note(self, line: int, what: str) -> None:
+        if len(self.scan.notes) < MAX_NOTES:
+            self.scan.notes.append(f"{self.scan.source}:{line}: {what}")
+        else:
+            self._unnoted += 1
+
+    def follow(self, text: str, lineno: int = 0) -> bool:
+        """A line after a death: a frame of its report (consumed), the running test, its result."""
+        if self._watch_left > 0:
+            self._result(text, lineno)
         if self._frames is not None:
             frame = MAC_FRAME.match(text)
             if frame and len(self._frames.frames) < MAX_FRAMES:
@@ -227,6 +385,7 @@ class Deaths:
         kill.test = self.running(text[:start], prev)
         self._add(self.scan.kills, kill)
         self._expect(kill)
+        self.watch(lineno, kill.test)
         return kill
 
     def _native(
@@ -247,6 +406,7 @@ class Deaths:
         native.test = self.running(text[:start], prev)
         self._add(self.scan.native_aborts, native)
         self._expect(native)
+        self.watch(lineno, native.test)
         return native
 
     def _expect(self, record: KillEvent | NativeAbort) -> None:
@@ -365,6 +525,11 @@ class Deaths:
         if "signal" in text or "] " in text:
             by = BY_SIGNAL.search(text)
             if by:
+                fish = FISH_COMMAND.search(text[max(0, by.start() - 520) : by.start()])
+                cmd = fish.group("cmd") if fish else text[by.end() :] if by.group("zsh") else ""
+                if cmd.strip() and not runs_tests(cmd):
+                    self._other_command(lineno, by.group(0).strip(), cmd)
+                    return True
                 sig = by.group("sig") or ZSH_WORDS[by.group("zsh")]
                 self._kill(text, lineno, sig, by.start(), prev)
                 return True
@@ -375,17 +540,36 @@ class Deaths:
             if by is not None:
                 # What the program printed before the shell's or make's words: the progress.
                 start = len(before) - len(before[-600:]) + by.start()
-            elif before and before[-1] not in ".FEsxX":
-                return False  # the word inside some other sentence
+            elif before and not DOTS_BEFORE.match(before.strip()):
+                return False  # the word inside some other sentence ("State.Terminated")
             else:
                 start = len(before)  # the progress line the death cut short, or nothing
+            cmd = shell.group("cmd") or ""
+            # The progress pytest printed right before the shell's words: pytest is what died.
+            cut_short = running_test(text[:start].strip()) is not None
+            if cmd.strip() and not cut_short and not runs_tests(cmd):
+                self._other_command(lineno, shell.group("what"), cmd)
+                return True
             self._kill(text, lineno, SHELL_WORDS[shell.group("what")], start, prev)
             return True
-        status = windows_status(text)
+        if "::" in text or RESULT.match(text):
+            return False  # a test's id or result line, whatever number it holds
+        status = windows_status(text, context=True)
         if status is not None:
             self._kill(text, lineno, status[1], 0, prev, status[0], status[2])
             return True
         return False
+
+    def _other_command(self, lineno: int, what: str, cmd: str) -> None:
+        self.note(
+            lineno,
+            f"{what!r} reported for {cmd.strip()[:80]!r}, not a test run: not counted as a death",
+        )
+
+
+def _same_test(one: str, other: str) -> bool:
+    """The same test, or *other* is the file of *one* (a dots line names the file only)."""
+    return one == other or one.split("::", 1)[0] == other
 
 
 def _verbose_test(text: str) -> str | None:

@@ -208,8 +208,12 @@ class Scanner:
             self._follow_line(text)
             if self._block is None and not self._deaths.wants_lines and not P.TRIGGER.search(raw):
                 return  # read for the section only, as if the reader had skipped it
-        if self._deaths.wants_lines and self._deaths.follow(text):
-            return
+        if self._deaths.wants_lines:
+            if self._deaths.follow(text, lineno):
+                return
+            watched_only = self._block is None and not self._deaths.wants_dispatch
+            if watched_only and not P.TRIGGER.search(raw):
+                return  # read for a death's result only, as if the reader had skipped it
         if self._block is not None:
             self._block_lines += 1
             if self._block_lines <= MAX_BLOCK_LINES and self._block(text, worker, lineno):
@@ -223,6 +227,7 @@ class Scanner:
         """Close open blocks and fill what the end of the log decides."""
         self._close_blocks()
         self._finish_internal()
+        self._deaths.settle()  # deaths the tests survived become notes
         if not self._summary_seen:
             # No short summary (output cut, -rN): the failure sections still name the tests.
             titles = list(dict.fromkeys([*self._section_exc, *self._section_raise]))
@@ -400,6 +405,7 @@ class Scanner:
                     test=self._deaths.running(text[: panic.start()], prev),
                 )
                 self._native_wait = 0
+                self._deaths.watch(lineno, self._native.test)  # a caught panic, the test passed
                 return
         if "fatal runtime error" in text:
             fatal = P.FATAL_RUNTIME.search(text)
@@ -415,6 +421,7 @@ class Scanner:
                         worker=worker,
                     ),
                 )
+                self._deaths.watch(lineno)
                 return
         if "terminate called" in text:
             term = P.CPP_TERMINATE.search(text)
@@ -432,6 +439,7 @@ class Scanner:
                     test=self._deaths.running(text[: term.start()], prev),
                 )
                 self._native_wait = 0
+                self._deaths.watch(lineno, self._native.test)
                 return
         if self._timing(text, lineno, prev):
             return
@@ -669,6 +677,9 @@ class Scanner:
 
     # -- faulthandler -------------------------------------------------------------------------
     def _fault_start(self, text: str, worker: str | None, lineno: int) -> None:
+        if "Fatal Python error" in text or "Windows fatal exception" in text:
+            # A child's dump in a test that then passed is no death of the run.
+            self._deaths.watch(lineno, self._deaths.running("", self._prev))
         if self._block != self._fault_line:
             self._open(self._fault_line)
         self._fault_line(text, worker, lineno)
@@ -764,7 +775,7 @@ class Scanner:
         # Interleaved output (another worker's progress, xdist's report of this crash) inside
         # a dump: parse it as usual and keep the dump open unless the line opened a block.
         block, self._block = self._block, None
-        self._dispatch(text, worker, lineno, text, None)
+        self._dispatch(text, worker, lineno, text, self._prev)  # the line before names the test
         if self._block is None:
             self._block = block
         return True
@@ -967,10 +978,14 @@ class Scanner:
     def _summary_line(self, text: str, lineno: int) -> None:
         match = P.SUMMARY_LINE.match(text)
         if not match:
+            if "test session starts" in text:
+                self._deaths.session_start(lineno)
             return
         counts = self.scan.summary.counts if self.scan.summary else TestCounts()
+        bad = 0  # this session's own failures and errors: a clean session settles its deaths
         for item in P.SUMMARY_ITEM.finditer(match.group("body")):
             n, what = int(item.group("n")), item.group("what")
+            bad += n if what == "failed" or what.startswith("error") else 0
             if what == "failed":
                 counts.failed += n
             elif what == "passed":
@@ -983,6 +998,7 @@ class Scanner:
         if self.scan.summary and self.scan.summary.duration_s is not None:
             duration += self.scan.summary.duration_s
         self.scan.summary = Summary(counts, duration, lineno)
+        self._deaths.summary(lineno, clean=bad == 0)
 
     # -- kills and infrastructure ---------------------------------------------------------------
     def _kill(self, text: str, lineno: int, raw: str, prev: str | None) -> bool:
@@ -1003,6 +1019,7 @@ class Scanner:
                         oom.group("comm"),
                     ),
                 )
+                self._deaths.watch(lineno)  # a child's OOM kill in a test that then passed
                 return True
         if "exit code" in text or "exit status" in text or "exited with code" in text:
             code = P.EXIT_CODE.search(text)
