@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics.analyze.bundle_source import BundleData
-from forensics.blame import blame_frames
+from forensics.blame import RUNTIME_OBJECT, blame_frames
 from forensics.bundle import STACKS_DIR
 from forensics.model import Evidence, Frame, Incident, Stack
 from forensics.owners import Owner
@@ -162,6 +162,10 @@ def apply_native(incident: Incident, death: NativeDeath) -> None:
     if death.suspect is not None:
         native["suspect_function"] = death.suspect.name
         native["suspect_object"] = death.suspect.library
+        # Nothing but the C runtime, the interpreter and ctypes on the native stack: the fault
+        # is theirs to show, not to blame (strlen faults, the caller passed the bad pointer).
+        lib = Path(death.suspect.library or "").name
+        native["runtime_only"] = bool(lib) and bool(RUNTIME_OBJECT.match(lib))
     if death.core is not None:
         native["core"] = death.core
     if death.stack_s is not None:
