@@ -126,9 +126,16 @@ class SignalWatch:
                 event_key = (event.pid, event.handler)
                 if event_key not in self._handlers:
                     self._handlers[event_key] = resolve_address(event.pid, event.handler, "")
-            elif event.sender_pid is not None and event.sender_pid not in self._argv:
-                # The sender may be gone by the time the run ends (a `kill` command).
-                self._argv[event.sender_pid] = _cmdline(event.sender_pid)
+            elif event.sender_tid is not None:
+                # The trace's tgid of a task comes from a map the kernel fills at context
+                # switches: a sender not yet switched out shows the tgid an earlier task with
+                # its pid had. Its own /proc entry, read now while it is alive, is the truth.
+                tgid = read_tgid(event.sender_tid)
+                if tgid is not None:
+                    event.sender_pid = tgid
+                if event.sender_pid is not None and event.sender_pid not in self._argv:
+                    # The sender may be gone by the time the run ends (a `kill` command).
+                    self._argv[event.sender_pid] = _cmdline(event.sender_pid)
             parsed.append(event)
         if parsed:
             with self._lock:
@@ -140,15 +147,7 @@ class SignalWatch:
         known = self._tgids.get(pid)
         if known is not None:
             return known
-        tgid = pid
-        try:
-            with open(f"/proc/{pid}/status", "rb") as fh:
-                for line in fh:
-                    if line.startswith(b"Tgid:"):
-                        tgid = int(line.split()[1])
-                        break
-        except (OSError, ValueError):
-            pass
+        tgid = read_tgid(pid) or pid
         self._tgids[pid] = tgid
         return tgid
 
@@ -218,6 +217,18 @@ class SignalWatch:
             if self._thread is not None:
                 self._thread.join(timeout=2.0)
             self.trace.close()
+
+
+def read_tgid(tid: int) -> int | None:
+    """The process a live thread id belongs to, from its /proc status (None once it is gone)."""
+    try:
+        with open(f"/proc/{tid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _cmdline(pid: int) -> list[str]:

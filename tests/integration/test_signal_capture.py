@@ -75,7 +75,7 @@ def test_a_test_that_kills_another_worker_is_named(tmp_path: Path) -> None:
     incident = found[0]
     assert incident["cause"] == "external-kill"
     sender = incident["extra"]["signal_sender"]
-    assert sender["kind"] == "run"
+    assert sender["kind"] == "run", sender
     assert sender["sender_test"] == "test_b_killer.py::test_killer"
     assert "running test_b_killer.py::test_killer" in incident["summary"]
     assert f"SIGKILL from pid {sender['sender_pid']} (" in incident["summary"]
