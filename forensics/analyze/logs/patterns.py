@@ -189,15 +189,15 @@ OOM = re.compile(
     r"oom_reaper: reaped process (?P<rpid>\d+))"
 )
 EXIT_CODE = re.compile(r"(?:exit (?:code|status)|exited with code)[: ]+(?P<code>-?\d+)")
+# CI's own time limit: the job ran out of time, which for a test run means it hung.
+CI_TIMEOUT = re.compile(r"exceeded the maximum execution time|execution took longer than")
+# A cancel of the job: the user's, the runner's shutdown, or its time limit.
 CANCELED = re.compile(
-    r"The operation was canceled|received a shutdown signal|exceeded the maximum execution time"
-    r"|execution took longer than"
+    r"The operation was canceled|received a shutdown signal|" + CI_TIMEOUT.pattern
 )
 # GNU/BusyBox `timeout` on the killed command line (`Killed   timeout -s KILL 600 pytest`): the
 # tool, not the kernel, sent the signal.
 TIMEOUT_TOOL = re.compile(r"\btimeout\s+(?:-\S+(?:\s+[A-Z]+)?\s+)*\d+(?:\.\d+)?[smhd]?\s")
-# CI's own time limit: the job ran out of time, which for a test run means it hung.
-CI_TIMEOUT = re.compile(r"exceeded the maximum execution time|execution took longer than")
 
 # --- pytest reports -----------------------------------------------------------------------
 SUMMARY_ITEM = re.compile(r"(?P<n>\d+) (?P<what>failed|passed|skipped|errors?|xfailed|xpassed)")
