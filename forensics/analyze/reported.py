@@ -1,33 +1,23 @@
 """Incidents from what the run reported rather than from a death: crashed items no dead
-process explains, collection errors, failed tests, INTERNALERRORs, repeats."""
+process explains, collection errors, failed tests, INTERNALERRORs, repeats.
+
+Failed tests and INTERNALERRORs become the events a log's are (``analyze/events.py``) and are
+classified by the same rules (``analyze/classify.py``).
+"""
 
 from __future__ import annotations
 
-import re
-
+from forensics.analyze import classify
+from forensics.analyze.bundle_source import ProcessRecord
+from forensics.analyze.events import InternalError, PythonFailure
+from forensics.analyze.logs import patterns as P
+from forensics.analyze.logs.scan import XDIST_714, scan_lines
 from forensics.analyze.logs.signatures import normalize
 from forensics.analyze.triage_state import TriageState, _repro
-from forensics.model import (
-    Evidence,
-    Incident,
-    Secondary,
-)
-from forensics.rules import INFRASTRUCTURE
+from forensics.model import Evidence, Incident
 
-XDIST_714 = "pytest-dev/pytest-xdist#714"
-_INFRA_RE = INFRASTRUCTURE  # one rule set with the log side: forensics/rules.py
-
-
-_TIMEOUT_RE = re.compile(r"Failed: Timeout >[\d.]+s|Timeout \(\d+:\d\d:\d\d")
-
-
-def _failure_cause(message: str) -> str:
-    if _TIMEOUT_RE.search(message):
-        # pytest-timeout's signal method fails the test instead of killing the process.
-        return "hang"
-    if _INFRA_RE.search(message):
-        return "infrastructure"
-    return "python-exception"
+__all__ = ["XDIST_714", "Reported"]
+MAX_INTERNAL_LINES = 400  # the end of a long INTERNALERROR traceback says what went wrong
 
 
 def _error_line(text: str) -> str | None:
@@ -37,6 +27,24 @@ def _error_line(text: str) -> str | None:
         if line.startswith("E ") or line.startswith("ERROR"):
             return line.removeprefix("E").strip()[:300]
     return lines[-1][:300] if lines else None
+
+
+def _internal_error_event(text: str) -> InternalError:
+    """The agent's INTERNALERROR text read by the log scanner, as pytest would have printed it."""
+    lines = (
+        line if line.startswith("INTERNALERROR>") else f"INTERNALERROR> {line}"
+        for line in text.splitlines()[-MAX_INTERNAL_LINES:]
+    )
+    found = scan_lines(lines, "internalerror").internal_errors
+    if not found:
+        return InternalError(None, text.strip()[-300:] or "INTERNALERROR", 0, text[-4000:])
+    # A chained exception is one error: its last traceback says what was raised, any part in
+    # xdist makes it xdist's.
+    err = found[-1]
+    err.in_xdist = any(e.in_xdist for e in found)
+    err.ref = next((e.ref for e in reversed(found) if e.ref), None)
+    err.source, err.excerpt = "xdist INTERNALERROR", text[-4000:]
+    return err
 
 
 class Reported(TriageState):
@@ -86,7 +94,7 @@ class Reported(TriageState):
                     continue
                 seen.add(nodeid)
                 head = _error_line(text) or "collection failed"
-                cause = _failure_cause(text)
+                cause = classify.failure_cause(text)
                 self.incidents.append(
                     Incident(
                         id="",
@@ -106,93 +114,64 @@ class Reported(TriageState):
                 )
 
     def _failed_tests(self) -> None:
-        crashed = {(i.test, i.worker) for i in self.incidents if i.test}
-        crashed_tests = {i.test for i in self.incidents if i.test}
+        failures: list[PythonFailure] = []
         for rec in self.data.processes.values():
             if rec.role not in ("worker", "single") or not self.ownership.top_level(rec.pid):
                 continue
-            for test in rec.tests:
+            for index, test in enumerate(rec.tests):
                 failed = [p for p, o in test.phases.items() if o == "failed"]
-                if not failed:
-                    continue
-                message = test.messages[-1] if test.messages else "failed"
-                if test.nodeid in crashed_tests:
-                    # The test failed because a process it started crashed: a consequence.
-                    for incident in self.incidents:
-                        if incident.test == test.nodeid and incident.extra.get("in_child_process"):
-                            incident.secondary.append(
-                                Secondary(cause="python-exception", summary=message[:300])
-                            )
-                    continue
-                if (test.nodeid, rec.worker) in crashed:
-                    continue
-                cause = _failure_cause(message)
-                phase = failed[0]
-                incident = Incident(
-                    id="",
-                    cause=cause,
-                    confidence="medium" if cause == "infrastructure" else "high",
-                    summary=f"{test.nodeid} failed in {phase}: {message.splitlines()[0][:200]}",
-                    worker=rec.worker,
-                    pid=rec.pid,
-                    test=test.nodeid,
-                    phase=phase,
-                    prior_tests=[t.nodeid for t in rec.tests[: rec.tests.index(test)]],
-                    signature=normalize(message.splitlines()[0] if message else ""),
-                    time=test.end,
-                    evidence=[Evidence(source=f"workers/{rec.pid}.jsonl", excerpt=message[:4000])],
-                )
-                incident.repro = _repro(rec, [*incident.prior_tests, test.nodeid])
-                if test.location is not None:
-                    incident.extra["location"] = {
-                        "file": test.location[0],
-                        "line": test.location[1],
-                    }
-                if "MemoryError" in message:
-                    incident.secondary.append(
-                        Secondary(
-                            cause="oom-kill",
-                            summary="Python could not allocate memory (MemoryError): the process "
-                            "hit a memory limit without being killed",
-                        )
-                    )
-                self.incidents.append(incident)
+                if failed:
+                    failures.append(self._failure_event(rec, index, failed[0]))
+        self.incidents.extend(classify.failure_incidents(failures, self.incidents))
+
+    def _failure_event(self, rec: ProcessRecord, index: int, phase: str) -> PythonFailure:
+        """The agent's record of a failed test as the event a log's failure section is."""
+        test = rec.tests[index]
+        message = test.messages[-1] if test.messages else "failed"
+        first = message.splitlines()[0].strip() if message.strip() else "failed"
+        match = P.EXC_LINE.match(first)
+        exc_type = match.group("type") if match else None
+        text = (match.group("msg") or "") if match else first
+        prior = [t.nodeid for t in rec.tests[:index]]
+        return PythonFailure(
+            test.nodeid,
+            "failed",
+            exc_type,
+            text[:300],
+            normalize(first),
+            index,
+            message[:4000],
+            worker=rec.worker,
+            phase=phase,
+            source=f"workers/{rec.pid}.jsonl",
+            pid=rec.pid,
+            time=test.end,
+            prior_tests=prior,
+            repro=_repro(rec, [*prior, test.nodeid]),
+            location=(
+                {"file": test.location[0], "line": test.location[1]}
+                if test.location is not None
+                else None
+            ),
+        )
 
     def _internal_errors(self) -> None:
+        deaths = [
+            (incident.time or 0.0, incident)
+            for incident in self.incidents
+            if incident.cause in ("native-crash", "oom-kill", "external-kill", "unexpected-exit")
+        ]
         for raw in self.controller_records:
-            if raw.get("kind") != "internalerror":
+            text = raw.get("text")
+            if raw.get("kind") != "internalerror" or not isinstance(text, str):
                 continue
-            text = raw.get("text") if isinstance(raw.get("text"), str) else ""
-            assert isinstance(text, str)
-            is_714 = "KeyError" in text and "WorkerController" in text
-            last = next((ln for ln in reversed(text.splitlines()) if ln.strip()), "INTERNALERROR")
-            head = last.replace("INTERNALERROR>", "").strip()
-            summary = f"xdist INTERNALERROR: {head[:200]}"
-            ref = XDIST_714 if is_714 else None
-            crashes = [
-                i
-                for i in self.incidents
-                if i.cause in ("native-crash", "oom-kill", "external-kill", "unexpected-exit")
-            ]
-            if crashes:
-                crashes[0].secondary.append(
-                    Secondary(cause="xdist-internal", summary=summary, ref=ref)
-                )
-                crashes[0].evidence.append(
-                    Evidence(source="xdist INTERNALERROR", excerpt=text[-3000:])
-                )
-            else:
-                self.incidents.append(
-                    Incident(
-                        id="",
-                        cause="xdist-internal",
-                        confidence="high" if is_714 else "medium",
-                        summary=summary,
-                        signature=normalize(f"INTERNALERROR {head}"),
-                        evidence=[Evidence(source="xdist INTERNALERROR", excerpt=text[-4000:])],
-                        extra={"ref": ref} if ref else {},
-                    )
-                )
+            stamp = raw.get("t")
+            at = float(stamp) if isinstance(stamp, (int, float)) else 0.0
+            err = _internal_error_event(text)
+            incident = classify.internal_error_incident(err, deaths, at)
+            if incident is not None:
+                incident.time = at or None
+                self.incidents.append(incident)
 
     def _mark_repeats(self) -> None:
         first: dict[str, Incident] = {}

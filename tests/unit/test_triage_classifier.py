@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from forensics.analyze.logs.correlate import correlate
+from forensics.analyze.logs.scan import scan_lines
 from forensics.analyze.reported import XDIST_714
 from forensics.analyze.triage import analyze_bundle
 from forensics.model import Incident, Triage
@@ -275,11 +277,39 @@ def test_internalerror_alone_is_primary(xdist: Bundle) -> None:
     )
 
 
-def test_other_internalerror_has_no_714_ref(xdist: Bundle) -> None:
-    xdist.crumb(CONTROLLER, "internalerror", text="INTERNALERROR> ValueError: bad option")
+def test_other_internalerror_in_xdist_has_no_714_ref(xdist: Bundle) -> None:
+    text = (
+        "Traceback (most recent call last):\n"
+        '  File "/x/xdist/scheduler/load.py", line 151, in mark_test_complete\n'
+        "    self.node2pending[node].remove(item_index)\n"
+        "ValueError: list.remove(x): x not in list\n"
+    )
+    xdist.crumb(CONTROLLER, "internalerror", text=text)
     incident = _only(_triage(xdist))
     assert (incident.cause, incident.extra.get("ref")) == ("xdist-internal", None)
-    assert "ValueError: bad option" in incident.summary
+    assert "ValueError: list.remove(x): x not in list in load mark_test_complete" in (
+        incident.summary
+    )
+
+
+def test_internalerror_in_a_plugin_is_a_python_exception_as_in_a_log(xdist: Bundle) -> None:
+    # The same rule as `forensics analyze` applies to the printed INTERNALERROR: where the
+    # traceback ends decides whose error it is.
+    text = (
+        "Traceback (most recent call last):\n"
+        '  File "/x/_pytest/main.py", line 270, in wrap_session\n'
+        "    session.exitstatus = doit(config, session) or 0\n"
+        '  File "/proj/conftest.py", line 12, in pytest_collection_modifyitems\n'
+        '    raise ValueError("bad option")\n'
+        "ValueError: bad option\n"
+    )
+    xdist.crumb(CONTROLLER, "internalerror", text=text)
+    incident = _only(_triage(xdist))
+    assert (incident.cause, incident.extra.get("ref")) == ("python-exception", None)
+    assert "ValueError: bad option in conftest pytest_collection_modifyitems" in incident.summary
+    log = "\n".join(f"INTERNALERROR> {line}" for line in text.splitlines())
+    (logged,) = correlate(scan_lines(log.splitlines(), "ci.log"))
+    assert (logged.cause, logged.summary) == (incident.cause, incident.summary)
 
 
 @pytest.mark.parametrize(
@@ -299,6 +329,9 @@ def test_failed_tests_are_python_exceptions_or_infrastructure(
     incident = _only(_triage(xdist))
     assert (incident.cause, incident.test, incident.phase) == (cause, "t.py::test_fails", "call")
     assert incident.prior_tests == ["t.py::test_ok"]
+    # The log of the same run says the same: one rule set (analyze/classify.py).
+    (logged,) = correlate(scan_lines([f"FAILED t.py::test_fails - {message}"], "ci.log"))
+    assert (logged.cause, logged.test, logged.summary) == (cause, incident.test, incident.summary)
 
 
 def test_child_process_crash_blames_the_test_and_its_failure_is_secondary(xdist: Bundle) -> None:

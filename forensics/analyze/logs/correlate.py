@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from forensics.analyze import differential
+from forensics.analyze import classify, differential
 from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs.deaths import RUST_ABORTING as ABORTING
-from forensics.analyze.logs.findings import FaultRecord, KillEvent, NativeAbort, PythonFailure
+from forensics.analyze.logs.findings import FaultRecord, KillEvent, NativeAbort
 from forensics.analyze.logs.kernel import KernelFault, oom_summary
 from forensics.analyze.logs.scan import LogScan
 from forensics.analyze.logs.signatures import normalize
@@ -36,7 +36,6 @@ NATIVE_LABEL = {
     "objc-fork": "objc fork-safety abort",
     "macos-crash-report": "macOS crash report",
 }
-MAX_TESTS_PER_GROUP = 20
 HANG_SILENCE_S = 300.0
 NATIVE_WINDOW = 300  # lines from a panic/terminate to the crash it explains
 
@@ -505,44 +504,6 @@ def _hang_incident(
     return incident
 
 
-def _failure_groups(scan: LogScan, failures: list[PythonFailure]) -> list[Incident]:
-    groups: dict[tuple[str, str], Incident] = {}
-    # xdist's "[gw3] [ 45%] FAILED test" lines say where each failure ran.
-    ran_on = {p.test: p.worker for p in scan.progress if p.worker}
-    for failure in failures:
-        failure.worker = failure.worker or ran_on.get(failure.test or "")
-        head = f"{failure.exc_type}: {failure.message}" if failure.exc_type else failure.message
-        cause = "infrastructure" if P.INFRA.search(head) else "python-exception"
-        if (failure.exc_type or "").endswith("PanicException"):
-            # PyO3 turned a Rust panic into this exception: the panic's message is the bug.
-            head += " (a Rust panic raised into Python by PyO3)"
-        key = (cause, failure.signature)
-        incident = groups.get(key)
-        if incident is None:
-            incident = Incident(
-                id="",
-                cause=cause,
-                confidence="high" if failure.exc_type else "medium",
-                summary=f"{failure.test or 'A test'} {failure.kind}: {head}"[:300],
-                worker=failure.worker,
-                test=failure.test,
-                phase=failure.phase,
-                signature=failure.signature,
-                extra={"count": 0, "tests": []},
-            )
-            groups[key] = incident
-        incident.extra["count"] += 1
-        if failure.test and len(incident.extra["tests"]) < MAX_TESTS_PER_GROUP:
-            incident.extra["tests"].append(failure.test)
-        if len(incident.evidence) < 5:
-            incident.evidence.append(_ev(scan, failure.line, failure.excerpt))
-    for incident in groups.values():
-        count = incident.extra["count"]
-        if count > 1:
-            incident.summary = f"{incident.summary} (and {count - 1} more with the same signature)"
-    return list(groups.values())
-
-
 def correlate(scan: LogScan) -> list[Incident]:
     """Incidents of one log, primary causes only; consequences go into ``secondary``."""
     crashes = _collect_crashes(scan)
@@ -593,7 +554,7 @@ def correlate(scan: LogScan) -> list[Incident]:
     _max_crashed(scan, incidents, crash_incidents)
     causes_seen = bool(incidents)
     _internal_errors(scan, incidents, crash_incidents)
-    _failures(scan, incidents, crash_incidents, causes_seen, crashes)
+    _failures(scan, incidents, crash_incidents, causes_seen)
     _leftovers(scan, incidents)
     for incident in incidents:
         if "differential" not in incident.extra:
@@ -926,51 +887,14 @@ def _internal_errors(
     scan: LogScan, incidents: list[Incident], crash_incidents: list[tuple[int, Incident]]
 ) -> None:
     gave_up = [e.line for e in scan.worker_events if e.kind == "max-crashed"]
+    deaths = [(float(line), incident) for line, incident in crash_incidents]
     for err in scan.internal_errors:
         # The INTERNALERROR xdist raises once it gave up on crashed workers is its own.
         err.in_xdist = err.in_xdist or any(line <= err.line for line in gave_up)
-        module = ""
-        if err.where:
-            path, func = err.where.rsplit(":", 1)
-            module = f" in {os.path.splitext(os.path.basename(path))[0]} {func}"
-        head = f"{err.exc_type}: {err.message}" if err.exc_type else err.message
-        summary = f"INTERNALERROR {head}{module}"[:300]
-        if P.INFRA.search(head) and not err.in_xdist:
-            # A conftest or plugin that needs the network failed the session: the network's
-            # fault, whatever pytest calls it.
-            incidents.append(
-                Incident(
-                    id="",
-                    cause="infrastructure",
-                    confidence="medium",
-                    summary=summary,
-                    evidence=[_ev(scan, err.line, err.excerpt)],
-                    signature=normalize(f"infrastructure {head}"),
-                )
-            )
-            continue
-        if crash_incidents:
-            before = [inc for line, inc in crash_incidents if line <= err.line]
-            target = before[-1] if before else crash_incidents[0][1]
-            if not any(s.summary == summary for s in target.secondary):
-                target.secondary.append(
-                    Secondary(
-                        "xdist-internal" if err.in_xdist else "python-exception", summary, err.ref
-                    )
-                )
-            continue
-        incidents.append(
-            Incident(
-                id="",
-                cause="xdist-internal" if err.in_xdist else "python-exception",
-                confidence="high" if err.ref else "medium",
-                summary=f"{summary} (known bug {err.ref})" if err.ref else summary,
-                evidence=[_ev(scan, err.line, err.excerpt)],
-                secondary=[],
-                signature=normalize(f"INTERNALERROR {head}"),
-                extra={"ref": err.ref} if err.ref else {},
-            )
-        )
+        err.source = f"{scan.source}:{err.line}"
+        incident = classify.internal_error_incident(err, deaths, float(err.line))
+        if incident is not None:
+            incidents.append(incident)
 
 
 def _failures(
@@ -978,42 +902,25 @@ def _failures(
     incidents: list[Incident],
     crash_incidents: list[tuple[int, Incident]],
     causes_seen: bool,
-    crashes: list[_Crash],
 ) -> None:
-    crashed = {c.test for c in crashes if c.test}
-    hung = {i.test for i in incidents if i.cause == "hang" and i.test}
-    kept: list[PythonFailure] = []
+    # xdist's "[gw3] [ 45%] FAILED test" lines say where each failure ran.
+    ran_on = {p.test: p.worker for p in scan.progress if p.worker}
     for failure in scan.failures:
-        if "crashed while running" in failure.message or failure.test in crashed:
-            continue
-        timed_out = failure.exc_type == "Failed" and P.TIMEOUT_FAILED.search(
-            f"Failed: {failure.message}"
-        )
-        if timed_out and (
-            failure.test in hung or any(h.endswith(failure.test or "\0") for h in hung)
-        ):
-            continue
-        head = f"{failure.exc_type}: {failure.message}"
-        if crash_incidents and P.CONSEQUENCE.search(head):
-            target = crash_incidents[0][1]
-            summary = f"{failure.test or 'A test'} {failure.kind}: {head}"[:300]
-            if len(target.secondary) < 10 and not any(
-                s.summary == summary for s in target.secondary
-            ):
-                target.secondary.append(Secondary("python-exception", summary))
-            continue
-        kept.append(failure)
-    incidents.extend(_failure_groups(scan, kept))
-    if not kept and not causes_seen and not scan.failures:
+        failure.worker = failure.worker or ran_on.get(failure.test or "")
+        failure.source = f"{scan.source}:{failure.line}"
+    deaths = [incident for _, incident in crash_incidents]
+    deaths += [i for i in incidents if i not in deaths]
+    found = classify.failure_incidents(scan.failures, deaths)
+    incidents.extend(found)
+    if not found and not causes_seen and not scan.failures:
         for tb in scan.tracebacks[-1:]:
             if tb.exc_type is None and scan.infra:
                 continue  # a paste cut before its last line: the infrastructure lines decide
             head = f"{tb.exc_type}: {tb.message}" if tb.exc_type else tb.message
-            cause = "infrastructure" if P.INFRA.search(head) else "python-exception"
             incidents.append(
                 Incident(
                     id="",
-                    cause=cause,
+                    cause=classify.failure_cause(head),
                     confidence="medium",
                     summary=f"Uncaught {head}"[:300],
                     evidence=[_ev(scan, tb.line, tb.excerpt)],

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The events a log shares with a bundle live in analyze/events.py; re-exported for the scanner.
+from forensics.analyze.events import InternalError as InternalError
+from forensics.analyze.events import PythonFailure as PythonFailure
 from forensics.model import Frame, Stack, TestCounts
 
 
@@ -94,34 +97,6 @@ class FaultRecord:
     timeout: str | None = None
     # "tests/x.py ..Fatal Python error": the file whose test crashed, when no node id is printed.
     progress_file: str | None = None
-
-
-@dataclass
-class InternalError:
-    """A pytest ``INTERNALERROR>`` block; ``ref`` names a known upstream issue."""
-
-    exc_type: str | None
-    message: str
-    line: int
-    excerpt: str
-    where: str | None = None  # innermost "file:function" of the traceback
-    ref: str | None = None
-    in_xdist: bool = False
-
-
-@dataclass
-class PythonFailure:
-    """A failed or errored test (summary line, failure section, or JUnit case)."""
-
-    test: str | None
-    kind: str  # "failed" | "error"
-    exc_type: str | None
-    message: str
-    signature: str
-    line: int
-    excerpt: str
-    worker: str | None = None
-    phase: str | None = None
 
 
 @dataclass

@@ -1,0 +1,187 @@
+"""One rule set for what a run reported: failed tests and pytest's INTERNALERRORs.
+
+A bundle and a raw log of the same run turn their reports into the same events
+(``analyze/events.py``); this module decides each one's cause and draws its incident, so both
+sources say the same thing about the same failure:
+
+- a failure is ``hang`` when pytest-timeout (or faulthandler's timer) failed it, ``infrastructure``
+  when its message names a network, registry or service error (``forensics/rules.py``), else
+  ``python-exception``; failures with the same cause and signature are one incident;
+- a failure a death explains is not an incident of its own: the death's test failing, xdist's
+  "crashed while running", a timed-out test's failure after its hang, or a consequence
+  (``BrokenProcessPool``, a broken pipe) while a process died is secondary to that death;
+- an INTERNALERROR is secondary to the death before it (xdist often trips over a worker it lost),
+  infrastructure when a plugin's network call failed, else ``xdist-internal`` when its traceback
+  is in xdist and ``python-exception`` when it is in a plugin or conftest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+
+from forensics.analyze.events import InternalError, PythonFailure
+from forensics.analyze.logs import patterns as P
+from forensics.analyze.logs.signatures import normalize
+from forensics.model import Evidence, Incident, Secondary
+
+MAX_TESTS_PER_GROUP = 20
+MAX_EVIDENCE = 5
+MAX_SECONDARY = 10
+DEATH_CAUSES = ("native-crash", "oom-kill", "external-kill", "unexpected-exit", "hang", "unknown")
+# pytest-timeout's failure ("Failed: Timeout >5.0s", "Failed: Timeout (>5.0s) from
+# pytest-timeout.") and faulthandler's timer header ("Timeout (0:00:05)!").
+TIMED_OUT = re.compile(rf"{P.TIMEOUT_FAILED.pattern}|Timeout \(\d+:\d\d:\d\d")
+
+
+def failure_cause(head: str) -> str:
+    if TIMED_OUT.search(head):
+        return "hang"  # the signal method fails the test instead of ending the process
+    if P.INFRA.search(head):
+        return "infrastructure"
+    return "python-exception"
+
+
+def _evidence(event: PythonFailure | InternalError) -> Evidence:
+    return Evidence(event.source or f"line {event.line}", event.excerpt)
+
+
+def _add_secondary(target: Incident, cause: str, summary: str, ref: str | None = None) -> None:
+    if len(target.secondary) < MAX_SECONDARY and not any(
+        s.summary == summary for s in target.secondary
+    ):
+        target.secondary.append(Secondary(cause, summary, ref))
+
+
+def _same_test(one: str | None, other: str | None) -> bool:
+    # Two sources may name a test from different roots, a hang dump by its function only.
+    if not one or not other:
+        return False
+    return (
+        one == other
+        or one.endswith(("/" + other, "::" + other))
+        or other.endswith(("/" + one, "::" + one))
+    )
+
+
+def explained_by_death(failure: PythonFailure, deaths: list[Incident]) -> bool:
+    """Whether *failure* follows from one of *deaths*; a consequence becomes its secondary."""
+    if "crashed while running" in failure.message:
+        return True  # xdist's own report of the dead worker
+    head = failure.head
+    summary = f"{failure.test or 'A test'} {failure.kind}: {head}"[:300]
+    for death in deaths:
+        if not _same_test(death.test, failure.test):
+            continue
+        if death.extra.get("in_child_process"):
+            # The test failed because a process it started crashed.
+            _add_secondary(death, "python-exception", summary)
+        return True
+    if deaths and P.CONSEQUENCE.search(head):
+        target = next(
+            (d for d in deaths if failure.worker and d.worker == failure.worker), deaths[0]
+        )
+        _add_secondary(target, "python-exception", summary)
+        return True
+    return False
+
+
+def failure_incidents(failures: Iterable[PythonFailure], deaths: list[Incident]) -> list[Incident]:
+    """The failures no death explains, one incident per cause and signature."""
+    deaths = [d for d in deaths if d.cause in DEATH_CAUSES]
+    groups: dict[tuple[str, str], Incident] = {}
+    for failure in failures:
+        if explained_by_death(failure, deaths):
+            continue
+        head = failure.head.splitlines()[0] if failure.head else failure.kind
+        cause = failure_cause(failure.head)
+        if (failure.exc_type or "").endswith("PanicException"):
+            # PyO3 turned a Rust panic into this exception: the panic's message is the bug.
+            head += " (a Rust panic raised into Python by PyO3)"
+        incident = groups.get((cause, failure.signature))
+        if incident is None:
+            where = f" in {failure.phase}" if failure.phase else ""
+            # An exception whose type is known, or that the agent recorded itself, is the
+            # test's own; a network error in a message may still be the code's bug.
+            known = failure.exc_type is not None or failure.pid is not None
+            incident = Incident(
+                id="",
+                cause=cause,
+                confidence="medium" if cause == "infrastructure" or not known else "high",
+                summary=f"{failure.test or 'A test'} {failure.kind}{where}: {head}"[:300],
+                worker=failure.worker,
+                pid=failure.pid,
+                test=failure.test,
+                phase=failure.phase,
+                prior_tests=list(failure.prior_tests),
+                repro=failure.repro,
+                signature=failure.signature,
+                time=failure.time,
+                extra={"count": 0, "tests": []},
+            )
+            if failure.location is not None:
+                incident.extra["location"] = failure.location
+            if "MemoryError" in failure.head:
+                incident.secondary.append(
+                    Secondary(
+                        cause="oom-kill",
+                        summary="Python could not allocate memory (MemoryError): the process "
+                        "hit a memory limit without being killed",
+                    )
+                )
+            groups[(cause, failure.signature)] = incident
+        incident.extra["count"] += 1
+        if failure.test and len(incident.extra["tests"]) < MAX_TESTS_PER_GROUP:
+            incident.extra["tests"].append(failure.test)
+        if len(incident.evidence) < MAX_EVIDENCE:
+            incident.evidence.append(_evidence(failure))
+    for incident in groups.values():
+        count = incident.extra["count"]
+        if count > 1:
+            incident.summary = f"{incident.summary} (and {count - 1} more with the same signature)"
+    return list(groups.values())
+
+
+def internal_error_incident(
+    err: InternalError, deaths: list[tuple[float, Incident]], at: float
+) -> Incident | None:
+    """*err*'s own incident, or ``None`` when it became the secondary of a death.
+
+    ``deaths`` are the run's deaths with when each happened (a log line or a time), ``at`` is
+    when *err* was raised, on the same scale.
+    """
+    module = ""
+    if err.where and ":" in err.where:
+        path, func = err.where.rsplit(":", 1)
+        module = f" in {os.path.splitext(os.path.basename(path))[0]} {func}"
+    head = f"{err.exc_type}: {err.message}" if err.exc_type else err.message
+    summary = f"INTERNALERROR {head}{module}"[:300]
+    if P.INFRA.search(head) and not err.in_xdist:
+        # A conftest or plugin that needs the network failed the session: the network's fault,
+        # whatever pytest calls it.
+        return Incident(
+            id="",
+            cause="infrastructure",
+            confidence="medium",
+            summary=summary,
+            evidence=[_evidence(err)],
+            signature=normalize(f"infrastructure {head}"),
+        )
+    cause = "xdist-internal" if err.in_xdist else "python-exception"
+    if deaths:
+        before = [incident for when, incident in deaths if when <= at]
+        target = before[-1] if before else deaths[0][1]
+        _add_secondary(target, cause, summary, err.ref)
+        if not any(e.excerpt == err.excerpt for e in target.evidence):
+            target.evidence.append(Evidence("INTERNALERROR", err.excerpt))
+        return None
+    return Incident(
+        id="",
+        cause=cause,
+        confidence="high" if err.ref else "medium",
+        summary=f"{summary} (known bug {err.ref})" if err.ref else summary,
+        evidence=[_evidence(err)],
+        signature=normalize(f"INTERNALERROR {head}"),
+        extra={"ref": err.ref} if err.ref else {},
+    )
