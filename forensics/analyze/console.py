@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from forensics.analyze.logs.correlate import NATIVE_LABEL
+from forensics.analyze.logs.native_aborts import NATIVE_LABEL
 from forensics.analyze.logs.reader import scan_stream
 from forensics.bundle import OUTPUT, OUTPUT_INDEX, open_bundle_file, read_jsonl
 from forensics.errors import InputError

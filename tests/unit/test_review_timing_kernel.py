@@ -16,8 +16,8 @@ from forensics import model
 from forensics.analyze.console import _line_times, console_events, enrich_from_console
 from forensics.analyze.logs import analyze_logs, timing
 from forensics.analyze.logs.analyze import scan_path
-from forensics.analyze.logs.correlate import NATIVE_LABEL
 from forensics.analyze.logs.kernel import kernel_fault
+from forensics.analyze.logs.native_aborts import NATIVE_LABEL
 from forensics.analyze.logs.progress import count
 from forensics.analyze.logs.timing import DAY_S, duration_row
 from forensics.analyze.sigint import sigint_reasons
