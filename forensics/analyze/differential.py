@@ -440,15 +440,18 @@ def lower(current: str, derived: str) -> str:
     return max(current, derived, key=lambda c: CONFIDENCE_ORDER.get(c, 2))
 
 
-def apply(incident: Any, facts: DeathFacts, decide: bool = False) -> list[Hypothesis]:
-    """Attach the differential to *incident* (``extra["differential"]``) and lower its
-    confidence to what the differential supports; with ``decide`` the cause is set from it.
+def apply(incident: Any, facts: DeathFacts) -> list[Hypothesis]:
+    """Decide *incident*'s cause from the differential and attach it (``extra["differential"]``).
+
+    This is the one classifier of deaths for bundles and logs alike: the source's own reading
+    (``incident.cause``) only breaks a tie, and its confidence is lowered to what the
+    differential supports, never raised.
     """
     hypotheses = weigh(facts)
     cause, confidence = conclude(hypotheses, prefer=incident.cause)
-    if decide:
+    if cause != incident.cause:
         incident.cause, incident.confidence = cause, confidence
-    elif cause == incident.cause:
+    else:
         incident.confidence = lower(incident.confidence, confidence)
     incident.extra["differential"] = [h.to_dict() for h in hypotheses]
     return hypotheses

@@ -99,7 +99,7 @@ def crash_incident(
     )
     blind = cause == "native-crash" and confidence == "low" and fault is None
     facts = death_facts(scan, crash, incident, oom if cause == "oom-kill" else [], kernel)
-    differential.apply(incident, facts, decide=blind)
+    differential.apply(incident, facts)
     if blind:
         incident.summary = _blind_summary(scan, crash, incident, facts)
     if blind and incident.cause == "hang":
