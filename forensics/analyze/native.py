@@ -19,6 +19,7 @@ from typing import Any
 from forensics.analyze.bundle_source import BundleData
 from forensics.blame import RUNTIME_OBJECT, blame_frames
 from forensics.bundle import STACKS_DIR
+from forensics.kernel_lines import parse_fault_line
 from forensics.model import Evidence, Frame, Incident, Stack
 from forensics.owners import Owner
 from forensics.stackrecords import frames_from_record
@@ -194,14 +195,14 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-_KERNEL_FAULT = re.compile(r"(?:ip|at) ([0-9a-f]+).*? in ([^\s\[]+)\[([0-9a-f]+)")
-
-
 def _kernel_frame(line: str) -> Frame | None:
-    m = _KERNEL_FAULT.search(line)
-    if m is None:
+    """The faulting instruction as a frame: its offset in the file (kernels since 6.x print
+    it), else its address (an older kernel prints only where the file was mapped)."""
+    fault = parse_fault_line(line)
+    if fault is None or fault.library is None:
         return None
-    return Frame(name=f"+0x{m.group(3)}", native=True, library=m.group(2))
+    name = f"+0x{fault.offset:x}" if fault.offset is not None else f"0x{fault.ip:x}"
+    return Frame(name=name, native=True, library=fault.library)
 
 
 def _library_text(library: str, libraries: dict[str, Any]) -> str:
