@@ -169,6 +169,36 @@ def test_the_three_readers_agree_on_every_line() -> None:
         assert logged is not None and (logged.pid, logged.library) == (fault.pid, fault.library)
 
 
+def test_the_lines_pasted_into_the_log_fixtures() -> None:
+    logs = FIXTURES.parent / "logs"
+    found = {}
+    for log in sorted(logs.glob("*.log")):
+        for text in log.read_text(errors="replace").splitlines():
+            if ("segfault at " in text or "traps: " in text) and "grep" not in text:
+                fault = parse_fault_line(text)
+                assert fault is not None, text
+                found[log.name] = (fault.comm, fault.pid, fault.what, fault.library, fault.cpu)
+    assert found == {
+        "real_native_gpf_dmesg.log": (
+            "python",
+            10202,
+            "general protection fault",
+            "libc.so.6",
+            None,
+        ),
+        # After GitHub's own time stamp: "2026-12-03T06:41:12.5022660Z [21533.152608] ..."
+        "real_native_segv_dmesg_gha.log": ("python", 10142, "segfault at 8", "libc.so.6", 0),
+        "real_native_serial_dmesg.log": ("python", 14806, "segfault at 8", "libc.so.6", 1),
+        "synthetic_oom_other_process_segfault.log": (
+            "node",
+            4242,
+            "segfault at 0",
+            "libnode.so.108",
+            None,
+        ),
+    }
+
+
 def test_a_native_frame_from_a_fault_line() -> None:
     new = _kernel_frame(_line(RECORDED, "python[2914]"))
     assert new is not None and (new.name, new.library) == ("+0x1145", "libwidget.so")
