@@ -38,16 +38,24 @@ FATAL_SIGNALS = {
     "Illegal instruction": "SIGILL",
 }
 
-FATAL_RE = re.compile(r"Fatal Python error: (?P<what>[^\n]*)")
+# faulthandler on Windows: "Windows fatal exception: access violation".
+WINDOWS_FATAL = {"access violation": "SIGSEGV", "stack overflow": "SIGSEGV"}
+
+# The report's lines: the one set of rules for them, used by parse_fault_text on a fault file
+# and by the log scanner (forensics/analyze/logs/patterns.py) on a CI log.  None is anchored at
+# the end: in a CI log another worker's output is spliced into a dump ("... in test_a[gw1]
+# PASSED"), and the scanner takes what matched; parse_fault_text asks for whole lines.
+FATAL_RE = re.compile(r"(?:Fatal Python error|Windows fatal exception): (?P<what>.*)$")
 THREAD_RE = re.compile(
-    r"^(?P<current>Current thread|Thread) (?P<tid>0x[0-9a-fA-F]+)"
-    r"(?: \[(?P<name>[^\]]*)\])? \(most recent call first\):\s*$"
+    r"(?P<current>Current thread|Thread) (?P<tid>0x[0-9a-fA-F]+)(?: \[(?P<name>[^\]]*)\])?"
+    r" \(most recent call first\):"
 )
 # faulthandler prints "Stack (most recent call first):" when it cannot tell the thread.
-STACK_RE = re.compile(r"^Stack \(most recent call first\):\s*$")
-FRAME_RE = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<name>.*?)\s*$')
+STACK_RE = re.compile(r"^Stack \(most recent call first\):")
+FRAME_RE = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<name>\S+)')
 # dump_traceback_later's header: "Timeout (0:00:04.500000)!"
-TIMER_RE = re.compile(r"^Timeout \((?P<after>\d+:\d\d:\d\d(?:\.\d+)?)\)!\s*$")
+TIMER_RE = re.compile(r"^Timeout \((?P<after>\d+:\d\d:\d\d(?:\.\d+)?)\)!")
+EXTENSION_MODULES = "Extension modules:"
 GARBAGE_RE = re.compile(r"^\s+<(?:no Python frame|truncated)>\s*$")
 
 
@@ -72,14 +80,24 @@ class FaultBlock:
         return self.threads[0] if self.threads else None
 
 
-def _frame(match: re.Match[str]) -> Frame:
+def _frame(match: re.Match[str], text: str) -> Frame:
     line = match.group("line")
     return Frame(
-        name=match.group("name"),
+        # A fault file is not spliced: the rest of the line is the function's name.
+        name=text[match.start("name") :].strip(),
         file=match.group("file"),
         line=int(line) if line.isdigit() else None,
         native=False,
     )
+
+
+def _whole(match: re.Match[str] | None, text: str) -> re.Match[str] | None:
+    """The match when nothing but blanks follows it on the line."""
+    return match if match is not None and not text[match.end() :].strip() else None
+
+
+def _signal(what: str) -> str | None:
+    return FATAL_SIGNALS.get(what) or WINDOWS_FATAL.get(what.lower())
 
 
 def parse_fault_text(text: str, pid: int | None = None) -> list[FaultBlock]:
@@ -109,18 +127,18 @@ def parse_fault_text(text: str, pid: int | None = None) -> list[FaultBlock]:
         if fatal:
             close()
             what = fatal.group("what").strip()
-            block = FaultBlock(fatal=what, signal=FATAL_SIGNALS.get(what), first_line=index + 1)
+            block = FaultBlock(fatal=what, signal=_signal(what), first_line=index + 1)
             block_start = index
             in_threads = False
             continue
-        timer = TIMER_RE.match(line)
+        timer = _whole(TIMER_RE.match(line), line)
         if timer:
             close()
             block = FaultBlock(first_line=index + 1, header=line.strip())
             block_start = index
             in_threads = False
             continue
-        head = THREAD_RE.match(line) or STACK_RE.match(line)
+        head = _whole(THREAD_RE.match(line), line) or _whole(STACK_RE.match(line), line)
         if head:
             if block is None or (block.fatal is None and block.header is None and not in_threads):
                 close()
@@ -137,12 +155,12 @@ def parse_fault_text(text: str, pid: int | None = None) -> list[FaultBlock]:
             continue
         frame = FRAME_RE.match(line)
         if frame and stack is not None:
-            stack.frames.append(_frame(frame))
+            stack.frames.append(_frame(frame, line))
             continue
         if GARBAGE_RE.match(line) or not line.strip():
             stack = None if not line.strip() else stack
             continue
-        if line.startswith("Extension modules:") and block is not None:
+        if line.startswith(EXTENSION_MODULES) and block is not None:
             continue
         # Anything else ends the thread sections of a dump block.
         stack = None

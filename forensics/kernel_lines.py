@@ -1,7 +1,8 @@
-"""Kernel log lines and the OOM killer's reports in them: pure parsers of text.
+"""Kernel log lines, the OOM killer's reports and the fault lines in them: pure parsers of text.
 
 Shared by the supervisor, which reads the kernel's log while a run goes, and the analyzer,
-which reads kernel lines pasted into CI logs; neither side owns the format.
+which reads kernel lines pasted into CI logs and the ones a bundle kept; neither side owns the
+format.
 """
 
 from __future__ import annotations
@@ -197,3 +198,146 @@ def oom_report_lines(lines: Iterable[KernelLine]) -> list[KernelLine]:
         if _OOM_END.search(line.text):
             inside = False
     return out
+
+
+# --- the kernel's word on a fatal fault in a user process ------------------------------------
+
+# What each trap delivers to the process (arch/x86/kernel/traps.c); "general protection" is
+# how kernels before 4.x named the fault.
+TRAP_SIGNALS = {
+    "general protection fault": "SIGSEGV",
+    "general protection": "SIGSEGV",
+    "invalid opcode": "SIGILL",
+    "divide error": "SIGFPE",
+    "int3": "SIGTRAP",
+    "stack segment": "SIGBUS",
+    "alignment check": "SIGBUS",
+}
+
+
+@dataclass
+class FaultLine:
+    """One ``segfault at`` or ``traps:`` line: which process faulted, where, and in what file.
+
+    ``python3[6000]: segfault at 8 ip 00007f88.. sp 00007ffe.. error 4 in libc.so.6[16d8a2,
+    7f8812444000+156000] likely on CPU 0 (core 0, socket 0)``; ``traps: python3[6000] general
+    protection fault ip:7fef.. sp:7fff.. error:0 in libc.so.6[..]``; ``trap invalid opcode``,
+    ``trap divide error``, ``trap int3``.
+    """
+
+    pid: int
+    comm: str  # the task's name: at most 15 characters, a thread's own name if it set one
+    kind: str  # "segfault", or the trap: "general protection fault", "invalid opcode", ...
+    signal: str | None  # what the fault delivers; None for a trap the table above lacks
+    ip: int
+    sp: int | None = None
+    error: int | None = None  # the hardware's error code (printed in hex)
+    address: int | None = None  # the data address a segfault touched ("segfault at 8")
+    library: str | None = None  # the file the ip was in, by its name (the program, or a .so)
+    # The ip's offset in that file: kernels since 6.x print it before the mapping
+    # ("[16d8a2,7f88..+156000]"); older ones print the mapping alone ("[7f88..+156000]").
+    offset: int | None = None
+    mapping_start: int | None = None
+    mapping_size: int | None = None
+    cpu: int | None = None  # "likely on CPU N" (6.x)
+
+    @property
+    def what(self) -> str:
+        """``segfault at 8``, ``general protection fault``: the fault in the kernel's words."""
+        return f"segfault at {self.address:x}" if self.address is not None else self.kind
+
+
+_HEX = "[0-9a-fA-F]{1,16}"
+# The task's name, right before "[pid]".  No blank in it but for the name Python (3.14+)
+# gives a thread with a target, "Thread-3 (work)": a name with blanks cannot be told from the
+# text before it, so that one form is read whole and any other name is the word before "[".
+_COMM = r"(?P<comm>Thread-\d{1,7} \([^\[\]\n]{0,12}|[^\s\[\]]{1,64})"
+# What print_vma_addr() adds: " in <file>[<offset>,<start>+<size>]" (6.x) or
+# " in <file>[<start>+<size>]"; then "likely on CPU N (core N, socket N)" (6.x segfaults).
+# Before 4.x the file name came from d_path and could end in " (deleted)".
+_WHERE = re.compile(
+    rf" in (?P<lib>[^\[\]\n]{{1,255}})\[(?:(?P<offset>{_HEX}),)?(?P<start>{_HEX})?"
+    rf"(?:\+(?P<size>{_HEX}))?\]?"
+)
+_CPU = re.compile(r"\s*likely on CPU (?P<cpu>\d{1,6})")
+# Each form is found by its fixed words first; the name and pid are then read back from there,
+# and only a bounded stretch of text, so a hostile line costs no more than its length.
+_SEGFAULT_AT = "]: segfault at "
+_SEGFAULT_HEAD = re.compile(_COMM + r"\[(?P<pid>\d{1,10})$")
+_SEGFAULT_TAIL = re.compile(
+    rf"segfault at (?P<addr>{_HEX}) ip (?P<ip>{_HEX}) sp (?P<sp>{_HEX}) error (?P<error>{_HEX})"
+)
+_TRAP_IP = " ip:"
+# Kernels since 3.x prefix the line with "traps: "; older ones printed "python[1234] general
+# protection ip:..." bare, which is taken only for a trap of the table.
+_TRAP_HEAD = re.compile(
+    r"(?P<traps>traps: )?" + _COMM + r"\[(?P<pid>\d{1,10})\] (?:trap )?"
+    r"(?P<kind>[a-z][a-z0-9 ]{0,40}?)$"
+)
+_TRAP_TAIL = re.compile(rf"ip:(?P<ip>{_HEX})(?: sp:(?P<sp>{_HEX}))?(?: error:(?P<error>{_HEX}))?")
+_HEAD_CHARS = 160  # the name (64) and the pid, "traps: ", the trap's name (40)
+_TRIES = 8  # occurrences of the fixed words tried in one line
+
+
+def parse_fault_line(text: str) -> FaultLine | None:
+    """The fault a kernel ``segfault at`` / ``traps:`` line reports, or None for any other
+    line (a dmesg stamp, a syslog or journal prefix before it is fine)."""
+    at = -1
+    for _ in range(_TRIES):
+        at = text.find(_SEGFAULT_AT, at + 1)
+        if at < 0:
+            break
+        head = _SEGFAULT_HEAD.search(text, max(0, at - _HEAD_CHARS), at)
+        tail = _SEGFAULT_TAIL.match(text, at + 3)
+        if head is not None and tail is not None:
+            line = FaultLine(
+                pid=int(head["pid"]),
+                comm=head["comm"],
+                kind="segfault",
+                signal="SIGSEGV",
+                ip=int(tail["ip"], 16),
+                sp=int(tail["sp"], 16),
+                error=int(tail["error"], 16),
+                address=int(tail["addr"], 16),
+            )
+            _where(line, text, tail.end())
+            return line
+    at = -1
+    for _ in range(_TRIES):
+        at = text.find(_TRAP_IP, at + 1)
+        if at < 0:
+            break
+        head = _TRAP_HEAD.search(text, max(0, at - _HEAD_CHARS), at)
+        tail = _TRAP_TAIL.match(text, at + 1)
+        if head is None or tail is None:
+            continue
+        kind = head["kind"]
+        if head["traps"] is None and kind not in TRAP_SIGNALS:
+            continue  # "name[12] bound ip:10.0.0.1" is not the kernel's
+        line = FaultLine(
+            pid=int(head["pid"]),
+            comm=head["comm"],
+            kind=kind,
+            signal=TRAP_SIGNALS.get(kind),
+            ip=int(tail["ip"], 16),
+            sp=int(tail["sp"], 16) if tail["sp"] else None,
+            error=int(tail["error"], 16) if tail["error"] else None,
+        )
+        _where(line, text, tail.end())
+        return line
+    return None
+
+
+def _where(line: FaultLine, text: str, end: int) -> None:
+    where = _WHERE.match(text, end)
+    if where is not None:
+        # The kernel prints the file's name; a path is cut to it all the same.
+        name = where["lib"].removesuffix(" (deleted)").rsplit("/", 1)[-1]
+        line.library = name or None
+        line.offset = int(where["offset"], 16) if where["offset"] else None
+        line.mapping_start = int(where["start"], 16) if where["start"] else None
+        line.mapping_size = int(where["size"], 16) if where["size"] else None
+        end = where.end()
+    cpu = _CPU.match(text, end)
+    if cpu is not None:
+        line.cpu = int(cpu["cpu"])

@@ -5,14 +5,18 @@ faulthandler dump) is found by the same scanner and rules as in a CI log
 (:mod:`forensics.analyze.logs`); each death the scanner sees is matched to the incident the
 supervisor recorded for it (by test, by worker, then by the time it was printed) and enriches
 it.  The console never adds an incident of its own: every death of the run is already one.
+The same read keeps the console's last bytes, where the run section finds why a run ended
+before its tests (:mod:`forensics.analyze.run_facts`).
 """
 
 from __future__ import annotations
 
 import bisect
+import io
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from forensics.analyze.logs.native_aborts import NATIVE_LABEL
 from forensics.analyze.logs.reader import scan_stream
@@ -23,6 +27,8 @@ from forensics.model import Evidence, Incident, Stack
 # What the console can tell about a death; its Python failures are the agent's to report.
 _DEATHS = {"native-crash", "oom-kill", "external-kill", "unexpected-exit", "hang"}
 _CHUNK = 1 << 20
+# What a person scrolls back through at the end of a failed run's output.
+TAIL_BYTES = 64 * 1024
 # How far a line's time may be from the death: the size notes are sparse (0.2 s) and a child's
 # stderr reaches the console through its parent's pipes.
 _BEFORE_S, _AFTER_S = 5.0, 2.0
@@ -49,19 +55,41 @@ class ConsoleFindings:
     matched: int = 0
     unmatched: list[ConsoleEvent] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tail: bytes = b""  # the console's last TAIL_BYTES, from the scanner's read
 
 
-def console_events(output: Path) -> tuple[list[ConsoleEvent], list[str]]:
-    """What the raw-log scanner finds dying processes printed in a bundle's console log.
+class _KeepTail(io.RawIOBase):
+    """Reads through to *stream* and keeps the last *size* bytes that went by."""
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        super().__init__()
+        self._stream, self._size = stream, size
+        self.tail = bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        self.tail += data[-self._size :]
+        del self.tail[: max(0, len(self.tail) - self._size)]
+        return len(data)
+
+
+def console_events(output: Path) -> tuple[list[ConsoleEvent], list[str], bytes]:
+    """What the raw-log scanner finds dying processes printed in a bundle's console log, the
+    notes of the scan, and the log's last TAIL_BYTES (the file is read once).
 
     The scanner's findings, not its incidents: pairing a dump with a death by log order is
     what a log alone allows; wrap knows each death, so each finding is matched on its own.
     """
     try:
         with open_bundle_file(output) as stream:
-            scan = scan_stream(stream, OUTPUT)
+            kept = _KeepTail(stream, TAIL_BYTES)
+            scan = scan_stream(io.BufferedReader(kept), OUTPUT)
     except (OSError, InputError) as exc:
-        return [], [f"{OUTPUT}: not scanned: {exc}"]
+        return [], [f"{OUTPUT}: not scanned: {exc}"], b""
     events = [
         ConsoleEvent(
             f.line,
@@ -92,7 +120,7 @@ def console_events(output: Path) -> tuple[list[ConsoleEvent], list[str]]:
                 abort=True,
             )
         )
-    return sorted(events, key=lambda e: e.line), scan.notes
+    return sorted(events, key=lambda e: e.line), scan.notes, bytes(kept.tail)
 
 
 def _size_note(record: dict[str, object]) -> tuple[int, float] | None:
@@ -145,7 +173,7 @@ def enrich_from_console(incidents: list[Incident], output: Path | None) -> Conso
     found = ConsoleFindings()
     if output is None:
         return found
-    events, found.notes = console_events(output)
+    events, found.notes, found.tail = console_events(output)
     try:
         times = _line_times(output, {e.line for e in events})
     except OSError:

@@ -17,23 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from forensics.analyze.bundle_source import BundleData
+from forensics.analyze.logs.dying_words import is_dying_word
 from forensics.blame import RUNTIME_OBJECT, blame_frames
 from forensics.bundle import STACKS_DIR
+from forensics.kernel_lines import parse_fault_line
 from forensics.model import Evidence, Frame, Incident, Stack
 from forensics.owners import Owner
 from forensics.stackrecords import frames_from_record
 
 _REARM = {"__restore_rt", "__kernel_rt_sigreturn"}
-# What a native library prints as it dies.
-_LAST_WORDS = re.compile(
-    r"thread '[^']*'(?: \(\d+\))? panicked at|panicked at '|thread caused non-unwinding panic|"
-    r"panic in a function that cannot unwind|"
-    r"terminate called after throwing|terminate called without an active exception|"
-    r"libc\+\+abi: terminating|Assertion [`'].*' failed|: Assertion .* failed\.|"
-    r"\*\*\* (?:stack smashing|buffer overflow) detected|double free|free\(\): invalid|"
-    r"malloc\(\): |corrupted size vs\. prev_size|fatal runtime error:|"
-    r"^\s*(?:what\(\)|note: run with `RUST_BACKTRACE)"
-)
 # Lines of the test runner, not of the dying library.
 _RUNNER = re.compile(
     r"^\[gw\d+\]|^[.sFExX\s]+(?:\[\s*\d+%\])?\s*$|^=+ |^_+ |^collected |^created: |"
@@ -194,14 +186,14 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-_KERNEL_FAULT = re.compile(r"(?:ip|at) ([0-9a-f]+).*? in ([^\s\[]+)\[([0-9a-f]+)")
-
-
 def _kernel_frame(line: str) -> Frame | None:
-    m = _KERNEL_FAULT.search(line)
-    if m is None:
+    """The faulting instruction as a frame: its offset in the file (kernels since 6.x print
+    it), else its address (an older kernel prints only where the file was mapped)."""
+    fault = parse_fault_line(line)
+    if fault is None or fault.library is None:
         return None
-    return Frame(name=f"+0x{m.group(3)}", native=True, library=m.group(2))
+    name = f"+0x{fault.offset:x}" if fault.offset is not None else f"0x{fault.ip:x}"
+    return Frame(name=name, native=True, library=fault.library)
 
 
 def _library_text(library: str, libraries: dict[str, Any]) -> str:
@@ -226,11 +218,12 @@ def last_words(output: Path, offset: int, *, plain: bool = False) -> list[str]:
 
 
 def words_in(lines: list[str], *, plain: bool = False) -> list[str]:
-    """The dying words among ``lines``: panics, terminate, assertions; with ``plain``, an
-    abort()'s own message, i.e. the last lines that are not the test runner's."""
+    """The dying words among ``lines`` (the log scanner's rules: panics, terminate, assertions);
+    with ``plain``, an abort()'s own message, i.e. the last lines that are not the test
+    runner's."""
     # A progress line can be thousands of characters: only its start can be a message.
     lines = [ln[:_MAX_LINE] for ln in lines]
-    found = [ln.rstrip() for ln in lines if _LAST_WORDS.search(ln)]
+    found = [ln.rstrip() for ln in lines if is_dying_word(ln)]
     if found:
         return found[-5:]
     if not plain:

@@ -4,7 +4,6 @@ environment, per-process timelines, processes the agent did not cover."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from forensics.analyze.bundle_source import ProcessRecord, TestRun
@@ -58,16 +57,10 @@ _OUTPUT_ERROR_RE = re.compile(
 )
 
 
-def _output_errors(path: Path | None, tail_bytes: int = 65536) -> list[str]:
-    """The error lines at the end of the command's output (what a person would scroll to)."""
-    if path is None:
-        return []
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, 2) - tail_bytes))
-            text = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return []
+def _output_errors(tail: bytes) -> list[str]:
+    """The error lines at the end of the command's output (what a person would scroll to),
+    from its last bytes, which the console step kept as it scanned the output."""
+    text = tail.decode("utf-8", "replace")
     lines = [_ANSI_RE.sub("", ln).rstrip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln.strip()]
     errors = [ln[:300] for ln in lines if _OUTPUT_ERROR_RE.match(ln.strip())]
@@ -99,6 +92,9 @@ def _outcome(test: TestRun) -> str | None:
 
 class RunFacts(TriageState):
     """The run section of the triage."""
+
+    # The end of output.log, kept by the console step's scan (analyze/console.py).
+    console_tail: bytes = b""
 
     def _environment(self, owners: dict[str, str]) -> dict[str, object]:
         """Facts for an upstream bug report: interpreter, OS, and the packages that matter."""
@@ -176,7 +172,7 @@ class RunFacts(TriageState):
         errors = [_error_line(text) or nodeid for r in top for nodeid, text, _ in r.collect_errors]
         stage = "collection" if errors or any(r.role for r in top) else "startup"
         if not errors:
-            errors = _output_errors(self.data.output_path)
+            errors = _output_errors(self.console_tail)
         if stage == "collection" and not errors and exit_status == 5:
             errors = ["no tests were collected"]
         return {"exit_code": exit_status, "stage": stage, "error": "\n".join(dict.fromkeys(errors))}

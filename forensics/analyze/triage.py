@@ -394,6 +394,7 @@ class _Builder(RunFacts, Reported, OwnedDeaths, MemoryFacts, DeathDifferential):
     def _console(self) -> None:
         """What only the console shows, on the incidents of the deaths it belongs to."""
         console = enrich_from_console(self.incidents, self.data.output_path)
+        self.console_tail = console.tail  # the run section's early-exit errors come from it
         self.notes.extend(console.notes)
         if console.unmatched:
             self.notes.append(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import resource
 import shutil
 import signal
@@ -38,7 +37,7 @@ from forensics.collect.cores import (
 )
 from forensics.collect.kernlog import KernelLog
 from forensics.collect.nativelib import resolve_owner
-from forensics.kernel_lines import KernelLine
+from forensics.kernel_lines import KernelLine, parse_fault_line
 
 if TYPE_CHECKING:
     from forensics.supervise.supervisor import Supervisor
@@ -56,16 +55,12 @@ FATAL = {
 KERNEL_WAIT_S = 0.3
 CAPTURE_TAIL = 32 * 1024
 CAPTURE_LINES = 400
-_FAULT_LINE = re.compile(r"\b(?:segfault at|general protection|traps:|trap (?:divide|invalid))")
-_PID_IN_LINE = re.compile(r"\[(\d+)\]")
 
 
 def fault_line_pid(text: str) -> int | None:
     """The pid a kernel fault line names (``python3[6000]: segfault at ...``)."""
-    if not _FAULT_LINE.search(text):
-        return None
-    m = _PID_IN_LINE.search(text)
-    return int(m.group(1)) if m else None
+    fault = parse_fault_line(text)
+    return fault.pid if fault is not None else None
 
 
 @dataclass
@@ -402,11 +397,9 @@ class DeathWatch:
             os.close(fd)
 
 
-_KERNEL_LIB = re.compile(r" in ([^\s\[]+)\[")
-
-
 def _kernel_libraries(lines: list[str]) -> list[str]:
-    return [m.group(1) for ln in lines for m in [_KERNEL_LIB.search(ln)] if m]
+    """The files the kernel's fault lines say the faulting instruction was in."""
+    return [f.library for ln in lines if (f := parse_fault_line(ln)) and f.library]
 
 
 def _owner(path: str) -> dict[str, Any]:

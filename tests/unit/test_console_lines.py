@@ -71,3 +71,30 @@ def test_a_panic_far_from_every_death_is_left_unmatched(tmp_path: Path) -> None:
     found = enrich_from_console([abort], output)
     assert found.matched == 0 and [e.line for e in found.unmatched] == [1]
     assert abort.summary == "died" and abort.evidence == []
+
+
+def test_the_scan_keeps_the_consoles_end_for_the_run_section(tmp_path: Path) -> None:
+    """output.log is read once: the scanner's read keeps its last bytes, where the run section
+    finds why a run ended before its tests."""
+    from forensics.analyze.console import TAIL_BYTES, console_events
+    from forensics.analyze.run_facts import _output_errors
+
+    end = [
+        "ERROR: usage: pytest [options] [file_or_dir] [file_or_dir] [...]",
+        "pytest: error: unrecognized arguments: --no-such-option",
+        "  inifile: None",
+    ]
+    # Several of the scanner's chunks, lines cut across them, then the usage error.
+    body = "".join(f"tests/test_{i}.py ....s...F....  [ {i % 100:2d}%]\n" for i in range(120_000))
+    output = tmp_path / "output.log"
+    output.write_text(body + "".join(f"{line}\n" for line in end))
+    data = output.read_bytes()
+    assert len(data) > 2 * (2 << 20)
+    _, _, tail = console_events(output)
+    assert tail == data[-TAIL_BYTES:]
+    assert _output_errors(tail) == end[:2]
+    small = _console(tmp_path, ["collected 0 items", "no tests ran in 0.01s"], [])
+    _, _, tail = console_events(small)
+    assert tail == small.read_bytes()
+    assert _output_errors(tail) == ["collected 0 items", "no tests ran in 0.01s"]
+    assert enrich_from_console([], small).tail == small.read_bytes()

@@ -155,3 +155,41 @@ def test_noise_between_dumps_ends_a_dump_block() -> None:
 def test_odd_inputs_never_raise(text: str) -> None:
     blocks = parse_fault_text(text)
     assert all(b.threads == [] for b in blocks)
+
+
+def test_the_log_scanner_reads_faulthandler_by_these_rules() -> None:
+    from forensics import faultparse
+    from forensics.analyze.logs import patterns
+
+    assert patterns.FATAL is faultparse.FATAL_RE
+    assert patterns.FH_THREAD is faultparse.THREAD_RE
+    assert patterns.FH_STACK is faultparse.STACK_RE
+    assert patterns.FH_FRAME is faultparse.FRAME_RE
+    assert patterns.FH_TIMEOUT is faultparse.TIMER_RE
+    assert patterns.WINDOWS_FATAL is faultparse.WINDOWS_FATAL
+
+
+def test_windows_fatal_exception_is_a_fatal_block() -> None:
+    text = (
+        "Windows fatal exception: access violation\n\n"
+        "Current thread 0x000017a4 (most recent call first):\n"
+        '  File "C:\\\\a\\\\test_x.py", line 9 in test_crash\n'
+    )
+    [block] = parse_fault_text(text)
+    assert (block.fatal, block.signal) == ("access violation", "SIGSEGV")
+    assert [f.name for f in block.threads[0].frames] == ["test_crash"]
+
+
+def test_a_fault_file_is_read_whole_line() -> None:
+    """The scanner takes a header with text after it (a CI log splices workers); a fault
+    file does not: a header that does not end its line is no header."""
+    text = (
+        "Fatal Python error: Segmentation fault\n\n"
+        "Current thread 0x00007f1c2d6f3740 (most recent call first):\n"
+        '  File "/x/test_a.py", line 7 in test_segv\n'
+        "Thread 0x00007f1c2b2ee640 (most recent call first): and more\n"
+        '  File "/x/b.py", line 3 in run\n'
+    )
+    [block] = parse_fault_text(text)
+    assert [s.thread for s in block.threads] == ["0x00007f1c2d6f3740"]
+    assert [f.name for f in block.threads[0].frames] == ["test_segv"]

@@ -153,3 +153,35 @@ def test_long_progress_lines_are_read_in_linear_time() -> None:
     lines = ["." * 5000 + "F" * 10 + "!", "s" * 20000 + " [ 50%]x", "widgetlib: count < 0"]
     assert words_in(lines, plain=True)[-1] == "widgetlib: count < 0"
     assert time.perf_counter() - started < 1.0
+
+
+def test_dying_words_are_the_log_scanners() -> None:
+    """One rule set: a line the scanner makes a native abort of is a dying word here too."""
+    from forensics.analyze.logs.scan import scan_lines
+
+    scanned = [
+        "thread 'main' panicked at 'called `Option::unwrap()` on a `None` value', src/main.rs:4:9",
+        "thread '<unnamed>' (4242) panicked at src/lib.rs:12:5:",
+        "fatal runtime error: stack overflow",
+        "terminate called without an active exception",
+        "libc++abi: terminating due to uncaught exception of type std::runtime_error: boom",
+        "*** Terminating app due to uncaught exception 'NSInvalidArgumentException', reason: 'x'",
+        "objc[4242]: +[NSValue initialize] may have been in progress in another thread when"
+        " fork() was called.",
+        "thread panicked while panicking. aborting.",
+    ]
+    for line in scanned:
+        assert scan_lines([line], "t").native_aborts, line
+        assert words_in(["..", line, ""]) == [line], line
+    glibc = [
+        "python3: src/widget.c:42: widget_check: Assertion `n >= 0' failed.",
+        "*** stack smashing detected ***: terminated",
+        "free(): invalid pointer",
+        "corrupted size vs. prev_size",
+        "libc++abi: terminating",
+        "thread caused non-unwinding panic. aborting.",
+    ]
+    for line in glibc:
+        assert words_in(["..", line]) == [line], line
+    # Rust's hint is no word of the library's.
+    assert words_in(["note: run with `RUST_BACKTRACE=1` environment variable"]) == []

@@ -4,7 +4,8 @@ on how a process died.
 * ``python[1234]: segfault at 0 ip 00007f.. sp 00007ff.. error 4 in libfoo.so[7f..+1000]``
   and ``traps: python[1234] general protection fault ip:.. sp:.. error:0 in libc.so.6[..]``
   (``trap invalid opcode``, ``trap divide error``...): a fatal signal, and the library the
-  faulting instruction was in.
+  faulting instruction was in.  Read with :func:`forensics.kernel_lines.parse_fault_line`,
+  the parser the supervisor and the bundle's native facts use too.
 * The OOM killer's report: read with :func:`forensics.kernel_lines.parse_oom`, the pure
   parser the supervisor uses on the live kernel log (it takes plain strings and strips dmesg's
   ``[ 630.5]`` stamps), so a pasted report and a collected one say the same thing.
@@ -16,24 +17,8 @@ import re
 from dataclasses import dataclass
 
 from forensics.blame import RUNTIME_OBJECT
-from forensics.kernel_lines import parse_oom
+from forensics.kernel_lines import parse_fault_line, parse_oom
 
-# "python[1234]: segfault at 0 ip 00007f3a sp 00007ffd error 4 in libfoo.so[7f3a0000+1000]
-# likely on CPU 1 (core 1, socket 0)"; older kernels print the same without the CPU tail,
-# newer ones "in libfoo.so[7f3a1000,7f3a0000+2000]".
-# The name is bounded (the kernel keeps 15 characters of it): unanchored, an unbounded one
-# is tried from every character of a hostile line and runs to its end from each (quadratic).
-SEGFAULT = re.compile(
-    r"(?P<comm>[^\s\[\]]{1,64})\[(?P<pid>\d{1,10})\]: segfault at (?P<addr>[0-9a-fA-F]+) "
-    r"ip (?P<ip>[0-9a-fA-F]+) sp [0-9a-fA-F]+ error (?P<error>\d+)"
-    r"(?: in (?P<lib>[^\s\[]+)\[)?"
-)
-# "traps: python[1234] general protection fault ip:7f3a sp:7ffd error:0 in libc.so.6[7f3a+1d]"
-# "traps: python3[77] trap invalid opcode ip:.. sp:.. error:0 in libfoo.so[..]"
-TRAPS = re.compile(
-    r"traps: (?P<comm>[^\s\[\]]{1,64})\[(?P<pid>\d{1,10})\] (?:trap )?(?P<what>[a-z][a-z0-9 ]*?) "
-    r"ip:(?P<ip>[0-9a-fA-F]+)(?:.*? in (?P<lib>[^\s\[]+)\[)?"
-)
 # The kernel names a process by its first 15 characters (``comm``): the interpreter running
 # the tests (python3.11, pytest, pypy3), a thread Python 3.14 names after its
 # ``threading.Thread`` ("Thread-3 (work)", "ThreadPoolExecutor-0_1"), or PyTorch's renamed main
@@ -42,16 +27,6 @@ TRAPS = re.compile(
 TEST_PROCESS = re.compile(
     r"^(?:python|pypy|pytest|py\.test|pt_main_thread|Thread-\d|ThreadPoolExecu|Dummy-\d)", re.I
 )
-# What each trap delivers to the process (arch/x86/kernel/traps.c).
-TRAP_SIGNALS = {
-    "general protection fault": "SIGSEGV",
-    "general protection": "SIGSEGV",
-    "invalid opcode": "SIGILL",
-    "divide error": "SIGFPE",
-    "int3": "SIGTRAP",
-    "stack segment": "SIGBUS",
-    "alignment check": "SIGBUS",
-}
 
 
 @dataclass
@@ -85,39 +60,14 @@ class KernelFault:
 
 
 def kernel_fault(text: str, line: int, excerpt: str) -> KernelFault | None:
-    """A segfault or trap line, or None."""
-    seg = SEGFAULT.search(text)
-    if seg is not None:
-        return KernelFault(
-            seg.group("comm"),
-            int(seg.group("pid")),
-            "SIGSEGV",
-            f"segfault at {seg.group('addr')}",
-            _library(seg.group("lib")),
-            line,
-            excerpt,
-        )
-    trap = TRAPS.search(text)
-    if trap is not None:
-        what = trap.group("what")
-        signal = TRAP_SIGNALS.get(what)
-        if signal is None:
-            return None
-        return KernelFault(
-            trap.group("comm"),
-            int(trap.group("pid")),
-            signal,
-            what,
-            _library(trap.group("lib")),
-            line,
-            excerpt,
-        )
-    return None
-
-
-def _library(path: str | None) -> str | None:
-    # The kernel prints the mapping's file name; the program itself is as telling as a library.
-    return path.rsplit("/", 1)[-1] if path else None
+    """A segfault or trap line (read by :func:`forensics.kernel_lines.parse_fault_line`) whose
+    fault delivers a known signal, or None."""
+    fault = parse_fault_line(text)
+    if fault is None or fault.signal is None:
+        return None
+    return KernelFault(
+        fault.comm, fault.pid, fault.signal, fault.what, fault.library, line, excerpt
+    )
 
 
 def _mib(value: int | None) -> str | None:

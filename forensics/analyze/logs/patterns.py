@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from forensics import faultparse
 from forensics.faultparse import FATAL_SIGNALS
 from forensics.rules import INFRASTRUCTURE
 
@@ -141,20 +142,19 @@ EXC_LINE = re.compile(
 PY_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+), in (?P<name>\S+)')
 
 # --- faulthandler -------------------------------------------------------------------------
-FATAL = re.compile(r"(?:Fatal Python error|Windows fatal exception): (?P<what>.*)$")
+# Its lines are read by one set of rules, forensics/faultparse.py's (a bundle's fault files go
+# through them too); these are the names the scanner knows them by.
+FATAL = faultparse.FATAL_RE
 # Py_FatalError("func: message") aborts the process: SIGABRT, with this text as the reason.
 FATAL_MESSAGE = re.compile(r"^[A-Za-z_][\w .:()'/,<>-]*$")
-WINDOWS_FATAL = {"access violation": "SIGSEGV", "stack overflow": "SIGSEGV"}
-FH_THREAD = re.compile(
-    r"(?P<current>Current thread|Thread) (?P<tid>0x[0-9a-fA-F]+)(?: \[(?P<name>[^\]]*)\])?"
-    r" \(most recent call first\):"
-)
-FH_STACK = re.compile(r"^Stack \(most recent call first\):")
-FH_FRAME = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<name>\S+)')
+WINDOWS_FATAL = faultparse.WINDOWS_FATAL
+FH_THREAD = faultparse.THREAD_RE
+FH_STACK = faultparse.STACK_RE
+FH_FRAME = faultparse.FRAME_RE
 # The fatal names alone, to recover one spliced into another worker's line: the names
 # faulthandler prints, from the one table that maps them to signals.
 FATAL_NAME = re.compile("|".join(re.escape(name) for name in FATAL_SIGNALS))
-FH_TIMEOUT = re.compile(r"^Timeout \((?P<after>\d+:\d\d:\d\d(?:\.\d+)?)\)!")
+FH_TIMEOUT = faultparse.TIMER_RE
 # "test_x.py::test_a Fatal Python error" - pytest -v prints the node id before the crash.
 LEADING_NODEID = re.compile(r"^\s*(?P<test>[\w./\\-]+\.py::[^\s]+) ")
 # "test.py Windows fatal exception" - the dots line of the file whose test crashed.
