@@ -1,11 +1,11 @@
 """The scanner's table: which words on a line send it to which parser, in the order tried.
 
 A rule fires when the line starts with one of its words (:func:`starts`), holds one of them
-(:func:`has`), or always (``ALWAYS``); its handler returns True when the line was its record, and the
-line goes no further.  A handler that declines (its pattern did not match after all) passes
-the line on to the next rule.  The words are cheap substring tests that keep a line away from
-regexes that cannot match it.  A line gets here when it holds one of :data:`patterns.TRIGGER`'s
-phrases, or while a block, a failure section or a death is being read.
+(:func:`has`), or always (``ALWAYS``).  Its handler returns True when the line was its
+record, and the line goes no further; a handler that declines (its pattern did not match
+after all) passes the line on to the next rule.  The words are cheap substring tests that keep
+a line away from regexes that cannot match it.  A line gets here when it holds one of
+:data:`patterns.TRIGGER`'s phrases, or while a block, a failure section or a death is read.
 """
 
 from __future__ import annotations
