@@ -4,8 +4,10 @@ One flow for both sources (DESIGN.md: sources -> events -> correlate -> classify
 
 sources      a bundle: ``bundle_source`` (journals, events, fault files, system facts), and its
              ``output.log`` through the log scanner (``console``, ``output_faults``);
-             a log: ``logs/reader`` (bytes, decorations, the trigger prefilter) into
-             ``logs/scan`` (the line scanner), ``logs/junit`` for JUnit XML.
+             a log: ``logs/reader`` (bytes, decorations, the trigger prefilter) into the line
+             scanner ``logs/scan/`` (a table of rules sends each line to the reader of its
+             kind: sections, faults, workers, kill lines, last words, ...), ``logs/junit`` for
+             JUnit XML.
 events       ``events`` (a failed test, an INTERNALERROR: the same records from either source),
              ``logs/findings`` (the rest of what a log shows), ``differential.DeathFacts`` (what
              a source knows about one death).

@@ -11,7 +11,8 @@ from forensics.analyze import classify
 from forensics.analyze.bundle_source import ProcessRecord
 from forensics.analyze.events import InternalError, PythonFailure
 from forensics.analyze.logs import patterns as P
-from forensics.analyze.logs.scan import XDIST_714, scan_lines
+from forensics.analyze.logs.scan import scan_lines
+from forensics.analyze.logs.scan.internal_errors import XDIST_714
 from forensics.analyze.logs.signatures import normalize
 from forensics.analyze.triage_state import TriageState, _repro
 from forensics.model import Evidence, Incident

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from forensics.analyze.logs.analyze import analyze_logs, scan_path
-    from forensics.analyze.logs.scan import LogScan, scan_lines
+    from forensics.analyze.logs.scan import scan_lines
+    from forensics.analyze.logs.scan.logscan import LogScan
     from forensics.analyze.logs.signatures import normalize
 
 __all__ = ["LogScan", "analyze_logs", "normalize", "scan_lines", "scan_path"]
@@ -24,7 +25,7 @@ __all__ = ["LogScan", "analyze_logs", "normalize", "scan_lines", "scan_path"]
 _HOMES = {
     "analyze_logs": "forensics.analyze.logs.analyze",
     "scan_path": "forensics.analyze.logs.analyze",
-    "LogScan": "forensics.analyze.logs.scan",
+    "LogScan": "forensics.analyze.logs.scan.logscan",
     "scan_lines": "forensics.analyze.logs.scan",
     "normalize": "forensics.analyze.logs.signatures",
 }

@@ -8,7 +8,7 @@ from forensics.analyze.logs.correlate import correlate
 from forensics.analyze.logs.junit import looks_like_junit, scan_junit
 from forensics.analyze.logs.progress import count_file
 from forensics.analyze.logs.reader import open_input, scan_stream
-from forensics.analyze.logs.scan import LogScan
+from forensics.analyze.logs.scan.logscan import LogScan
 from forensics.errors import InputError
 from forensics.model import Incident, Run, Source, TestCounts, Triage
 

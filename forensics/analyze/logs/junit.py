@@ -23,7 +23,7 @@ from forensics.analyze.logs.findings import (
     Summary,
     TimeoutDump,
 )
-from forensics.analyze.logs.scan import MAX_RECORDS, LogScan
+from forensics.analyze.logs.scan.logscan import MAX_RECORDS, LogScan
 from forensics.analyze.logs.signatures import normalize
 from forensics.analyze.logs.timing import timeout_limit
 from forensics.errors import InputError

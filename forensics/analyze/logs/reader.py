@@ -19,7 +19,8 @@ from typing import IO, cast
 from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs.decorations import strip, timestamp
 from forensics.analyze.logs.prefilter import Candidates, candidates_for, count_newlines
-from forensics.analyze.logs.scan import MAX_LINE, LogScan, Scanner
+from forensics.analyze.logs.scan import MAX_LINE, Scanner
+from forensics.analyze.logs.scan.logscan import LogScan
 from forensics.analyze.logs.timing import STARTS_WINDOW
 from forensics.errors import InputError
 
