@@ -15,7 +15,7 @@ from typing import TypeVar
 from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs import timing
 from forensics.analyze.logs.deaths import Deaths, windows_status
-from forensics.analyze.logs.decorations import strip, timestamp
+from forensics.analyze.logs.decorations import LogDecorations, strip, timestamp
 from forensics.analyze.logs.findings import (
     CrashedItem,
     FaultRecord,
@@ -169,6 +169,7 @@ class Scanner:
         self.worker_last_seen: dict[str, float] = {}
         self._raw: str = ""
         self._prev: str | None = None
+        self._decorations = LogDecorations()  # learns the log's Jenkins gap: indents stay
         self._live_test: str | None = None  # the test whose live-log section is open
         self._live_ci_times = False  # the open live-log section's lines carry a CI time first
         self._starts_noted = 0
@@ -202,7 +203,7 @@ class Scanner:
         self.scan.lines = max(self.scan.lines, lineno)
         # The raw line and the one before, for dating what a block handler re-dispatches.
         self._raw, self._prev = raw, prev
-        text, worker = strip(raw)
+        text, worker = self._decorations.strip(raw)
         if self._follow > 0:
             self._follow -= 1
             self._follow_line(text)
