@@ -13,6 +13,7 @@ from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs.deaths import RUST_ABORTING as ABORTING
 from forensics.analyze.logs.findings import FaultRecord, KillEvent, NativeAbort, PythonFailure
 from forensics.analyze.logs.kernel import KernelFault, oom_summary
+from forensics.analyze.logs.oom_victims import elsewhere_text, split_oom
 from forensics.analyze.logs.scan import LogScan
 from forensics.analyze.logs.signatures import normalize
 from forensics.model import Evidence, Frame, Incident, Secondary, Stack
@@ -375,6 +376,7 @@ def _death_facts(
         fault_dump=crash.fault is not None,
         native_abort=f"{native.kind}: {native.message}"[:200] if native else None,
         oom=_oom_text(oom),
+        oom_elsewhere=elsewhere_text(scan.kills),
         kernel_fault=kernel.describe() if kernel else None,
         unannounced_kill=unannounced_kill(scan),
         timeout_s=head.timeout_s,
@@ -548,7 +550,7 @@ def correlate(scan: LogScan) -> list[Incident]:
     crashes = _collect_crashes(scan)
     orphan_natives = _attach_natives(scan, crashes)
     hung = _hang_tests(scan)
-    oom = [k for k in scan.kills if k.kind == "oom"]
+    oom = split_oom(scan.kills)[0]  # the tests' kills; another program's is only a sign
     sigkill = [k for k in scan.kills if k.kind != "oom" and k.signal == "SIGKILL"]
     incidents: list[Incident] = []
     crash_incidents: list[tuple[int, Incident]] = []
@@ -683,7 +685,7 @@ def _weigh_rest(scan: LogScan, incident: Incident, kernel: list[KernelFault]) ->
     if fault is not None:
         incident.evidence.insert(0, _ev(scan, fault.line, fault.excerpt))
         incident.native_library = incident.native_library or fault.blame
-    oom = [k for k in scan.kills if k.kind == "oom"]
+    oom = split_oom(scan.kills)[0]
     head = scan.header
     facts = differential.DeathFacts(
         source="log",
@@ -691,6 +693,7 @@ def _weigh_rest(scan: LogScan, incident: Incident, kernel: list[KernelFault]) ->
         signal=incident.signal,
         exit_code=incident.exit_code,
         oom=_oom_text(oom) if incident.cause == "oom-kill" else None,
+        oom_elsewhere=elsewhere_text(scan.kills),
         kernel_fault=fault.describe() if fault else None,
         unannounced_kill=unannounced_kill(scan),
         timeout_s=head.timeout_s,
