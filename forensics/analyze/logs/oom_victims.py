@@ -61,6 +61,5 @@ def elsewhere_text(kills: list[KillEvent]) -> str | None:
         return None
     names = ", ".join(dict.fromkeys(f"{k.process} (pid {k.pid})" for k in victims[:3]))
     return (
-        f"the kernel's OOM killer killed {names}, not a test process: the machine was out of "
-        "memory"
+        f"the kernel's OOM killer killed {names}, not a test process: the machine was out of memory"
     )
