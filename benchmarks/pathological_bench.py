@@ -116,12 +116,17 @@ def _analyze(log: Path, baseline: Path | None = None) -> tuple[float, bytes]:
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "forensics", "analyze", str(log), "--format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        capture_output=True,
         check=False,
         env=env,
+        # Not the caller's directory: "-m" puts it first on sys.path, where a checkout's
+        # forensics would shadow the baseline's.
+        cwd=log.parent,
     )
-    return time.perf_counter() - start, done.stdout
+    took = time.perf_counter() - start
+    if not done.stdout.lstrip().startswith(b"{"):
+        sys.exit(f"forensics analyze {log} failed:\n{done.stderr.decode(errors='replace')}")
+    return took, done.stdout
 
 
 def main() -> None:
