@@ -42,6 +42,8 @@ class DeathFacts:
     fault_dump: bool = False  # a faulthandler "Fatal Python error" block for this process
     native_abort: str | None = None  # "Rust panic: ...", "C++ terminate: ..."
     oom: str | None = None  # the line that names the OOM kill
+    # Another program's OOM kill (node, a database): memory ran out, but not in this process.
+    oom_elsewhere: str | None = None
     oom_readable: bool = False  # the kernel log or cgroup counters could be read
     sender: str | None = None  # who sent the signal, when known
     # A SIGKILL nothing announced: no CI cancel or timeout, no timeout tool, no SIGTERM first
@@ -182,14 +184,24 @@ def _oom_kill(f: DeathFacts) -> Hypothesis:
             "a SIGKILL with no cancel, timeout or sender in the log: on Linux most often the "
             "kernel's OOM killer"
         )
-        h.against.append("no OOM line in the log to confirm it")
+        h.against.append(
+            "no OOM kill of a test process in the log"
+            if f.oom_elsewhere
+            else "no OOM line in the log to confirm it"
+        )
         h.verdict = POSSIBLE
+    elif f.oom_elsewhere:
+        h.against.append("no OOM kill of a test process in the log")
     else:
         h.against.append(
             "no OOM line in the log (a CI log seldom holds the kernel's messages)"
             if f.source == "log"
             else "the kernel log and OOM counters could not be read"
         )
+    if f.oom_elsewhere and h.verdict != RULED_OUT:
+        # A sign, never proof: the same shortage may have killed this process unlogged.
+        h.for_.append(f.oom_elsewhere)
+        h.verdict = POSSIBLE
     return h
 
 
@@ -405,7 +417,7 @@ def _silent_worker(f: DeathFacts, found: list[Hypothesis]) -> None:
         return
     if f.signal is not None or f.fault_dump or f.native_abort or f.kernel_fault:
         return
-    if oom.verdict == NOT_EXCLUDED:
+    if oom.verdict in (NOT_EXCLUDED, POSSIBLE):  # POSSIBLE: another program's OOM kill
         oom.for_.append("a SIGKILL (the OOM killer's) ends a worker this way, with no dump")
         oom.verdict = POSSIBLE
     if exit_.verdict == NOT_EXCLUDED:

@@ -6,6 +6,7 @@ from typing import IO, Any
 
 from forensics.analyze.logs.correlate import correlate
 from forensics.analyze.logs.junit import looks_like_junit, scan_junit
+from forensics.analyze.logs.oom_victims import elsewhere_text
 from forensics.analyze.logs.progress import count_file
 from forensics.analyze.logs.reader import open_input, scan_stream
 from forensics.analyze.logs.scan.logscan import LogScan
@@ -78,6 +79,9 @@ def analyze_logs(paths: list[str]) -> Triage:
         if scan.exit_code is not None:
             triage.run.exit_code = scan.exit_code
         incidents = correlate(scan)
+        machine_oom = elsewhere_text(scan.kills)
+        if machine_oom:  # never a cause: a note, and a sign in a death's differential
+            triage.notes.append(f"{scan.source}: {machine_oom}")
         for incident in incidents:
             incident.extra.setdefault("log", scan.source)
         per_log.append(incidents)

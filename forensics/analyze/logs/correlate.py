@@ -25,6 +25,7 @@ from forensics.analyze.logs.hang_incidents import (
 )
 from forensics.analyze.logs.kills import kill_incidents, max_crashed
 from forensics.analyze.logs.native_aborts import native_incidents
+from forensics.analyze.logs.oom_victims import split_oom
 from forensics.analyze.logs.scan import LogScan
 from forensics.analyze.logs.signatures import normalize
 from forensics.model import Incident, Stack
@@ -35,7 +36,7 @@ def correlate(scan: LogScan) -> list[Incident]:
     crashes = collect_crashes(scan)
     orphan_natives = attach_natives(scan, crashes)
     hung = hang_tests(scan)
-    oom = [k for k in scan.kills if k.kind == "oom"]
+    oom = split_oom(scan.kills)[0]  # the tests' kills; another program's is only a sign
     sigkill = [k for k in scan.kills if k.kind != "oom" and k.signal == "SIGKILL"]
     incidents: list[Incident] = []
     crash_incidents: list[tuple[int, Incident]] = []

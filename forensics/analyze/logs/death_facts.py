@@ -10,6 +10,7 @@ from forensics.analyze.logs.evidence import ev
 from forensics.analyze.logs.findings import KillEvent
 from forensics.analyze.logs.kernel import KernelFault, oom_summary
 from forensics.analyze.logs.kills import unannounced_kill
+from forensics.analyze.logs.oom_victims import elsewhere_text, split_oom
 from forensics.analyze.logs.scan import LogScan
 from forensics.model import Incident
 
@@ -32,6 +33,7 @@ def death_facts(
         fault_dump=crash.fault is not None,
         native_abort=f"{native.kind}: {native.message}"[:200] if native else None,
         oom=oom_text(oom),
+        oom_elsewhere=elsewhere_text(scan.kills),
         kernel_fault=kernel.describe() if kernel else None,
         unannounced_kill=unannounced_kill(scan),
         timeout_s=head.timeout_s,
@@ -81,7 +83,7 @@ def weigh_rest(scan: LogScan, incident: Incident, kernel: list[KernelFault]) -> 
     if fault is not None:
         incident.evidence.insert(0, ev(scan, fault.line, fault.excerpt))
         incident.native_library = incident.native_library or fault.blame
-    oom = [k for k in scan.kills if k.kind == "oom"]
+    oom = split_oom(scan.kills)[0]
     head = scan.header
     facts = differential.DeathFacts(
         source="log",
@@ -89,6 +91,7 @@ def weigh_rest(scan: LogScan, incident: Incident, kernel: list[KernelFault]) -> 
         signal=incident.signal,
         exit_code=incident.exit_code,
         oom=oom_text(oom) if incident.cause == "oom-kill" else None,
+        oom_elsewhere=elsewhere_text(scan.kills),
         kernel_fault=fault.describe() if fault else None,
         unannounced_kill=unannounced_kill(scan),
         timeout_s=head.timeout_s,

@@ -5,6 +5,8 @@ workflow commands; GitLab section markers (``section_start:...\\r``) and timesta
 ``[Pipeline]`` and timestamper prefixes; the ``[gwN]`` prefix xdist puts on worker lines
 (returned separately, because it names the worker); the tab a paste indents every line with
 (pytest, faulthandler and CI runners indent with spaces, never start a line with a tab).
+Only the decoration goes: the spaces after it are the line's own (a traceback's or a thread
+dump's indent), and indented blocks are read by them.
 """
 
 from __future__ import annotations
@@ -20,17 +22,48 @@ TIMESTAMP_RE = re.compile(
     r"^\ufeff?(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?) "
     r"(?:\d\d[OE]\+? )?"
 )
+# The timestamper's pipeline form "[2024-05-01T10:00:00.123Z] " has one space; its clock form
+# has two in the plain-text view ("timestamps/?time=HH:mm:ss&appendLog") and one in a copy of
+# the HTML console ("<b>HH:mm:ss</b> "), so the gap of a clock is told by LogDecorations.
 JENKINS_RE = re.compile(
-    r"^(?:\[Pipeline\] |\[(?P<ts>\d{4}-\d\d-\d\dT[\d:.]+Z?)\] |\d\d:\d\d:\d\d(?:\.\d+)? +)"
+    r"^(?:\[Pipeline\] |\[(?P<ts>\d{4}-\d\d-\d\dT[\d:.]+Z?)\] "
+    r"|\d\d:\d\d:\d\d(?:\.\d+)?(?P<gap> +))"
 )
+CLOCK_GAP = 2  # the widest gap a Jenkins clock is printed with
 WORKFLOW_CMD_RE = re.compile(
     r"^##\[(?:group|endgroup|error|warning|notice|debug|command|section)\]"
 )
 WORKER_RE = re.compile(r"^\[(?P<worker>gw\d+)\] ")
 
 
+class LogDecorations:
+    """:func:`strip` for the lines of one log, in order: it learns the gap after a Jenkins
+    clock from the log, so a line keeps its own indent whichever view the log was saved from.
+
+    The gap is the narrowest run of spaces seen after a clock (a flush line shows it; a
+    faulthandler or timeout dump's header is flush and comes before its indented frames).
+    Before any flush line, a run is read as the widest gap.
+    """
+
+    def __init__(self) -> None:
+        self.gap = CLOCK_GAP
+
+    def strip(self, line: str) -> tuple[str, str | None]:
+        """Return (the line as the program printed it, the xdist worker named by its prefix)."""
+        return _strip(line, self)
+
+
 def strip(line: str) -> tuple[str, str | None]:
-    """Return (the line as the program printed it, the xdist worker named by its prefix)."""
+    """Return (the line as the program printed it, the xdist worker named by its prefix).
+
+    Without the log's other lines a Jenkins clock's gap is a guess (the widest, so a
+    flush line is right and an indented one may lose a space): a reader of indented
+    blocks strips with :class:`LogDecorations`.
+    """
+    return _strip(line, None)
+
+
+def _strip(line: str, log: LogDecorations | None) -> tuple[str, str | None]:
     line = line.rstrip("\r\n")
     if line[:1] == "\t":
         line = line[1:]
@@ -43,7 +76,15 @@ def strip(line: str) -> tuple[str, str | None]:
     if line[:1].isdigit() or line[:1] == "\ufeff":
         line = TIMESTAMP_RE.sub("", line, count=1)
     if line[:1] == "[" or line[:1].isdigit():
-        line = JENKINS_RE.sub("", line, count=1)
+        match = JENKINS_RE.match(line)
+        if match is not None and match.group("gap") is None:
+            line = line[match.end() :]
+        elif match is not None:
+            # A clock: the spaces past its gap are the line's own indent.
+            run = match.end() - match.start("gap")
+            if log is not None and run < log.gap:
+                log.gap = run
+            line = line[match.start("gap") + min(run, log.gap if log else CLOCK_GAP) :]
     if line.startswith("##["):
         line = WORKFLOW_CMD_RE.sub("", line, count=1)
     worker = None

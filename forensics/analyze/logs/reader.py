@@ -17,7 +17,7 @@ import zlib
 from typing import IO, cast
 
 from forensics.analyze.logs import patterns as P
-from forensics.analyze.logs.decorations import strip, timestamp
+from forensics.analyze.logs.own_lines import LOOKBACK, OwnLines
 from forensics.analyze.logs.prefilter import Candidates, candidates_for, count_newlines
 from forensics.analyze.logs.scan import MAX_LINE, Scanner
 from forensics.analyze.logs.scan.logscan import LogScan
@@ -27,7 +27,6 @@ from forensics.errors import InputError
 CHUNK = 2 << 20  # 2 MiB: the prefilter's temporaries stay cache-sized (faster than 4-8 MiB)
 _confirm = P.TRIGGER_BYTES.search
 GZIP_MAGIC = b"\x1f\x8b"
-LOOKBACK = 1 << 20  # bytes searched back for a dead worker's last line of its own
 _NODE_DOWN_WORKER = re.compile(rb"\[(gw\d+)\] node down")
 
 
@@ -155,15 +154,15 @@ def _scan_buffer(
     hit = -1
     checked = 0  # candidates before this lie in lines already confirmed or rejected
     rejected = 0
+    own: OwnLines | None = None  # the look-back for node-down lines, made at the first
     while pos < end:
         if scanner.wants_all:
             nl = buf.find(b"\n", pos, end)
             prev = _prev_line(history, buf, pos)
             lineno += 1
             if b"node down" in buf[pos:nl]:
-                _worker_last_seen(
-                    scanner, history + buf[:nl], len(history) + pos, len(history) + nl
-                )
+                own = own or OwnLines(history, buf, end)
+                _worker_last_seen(scanner, own, pos, nl)
             scanner.feed(_decode(buf[pos:nl]), lineno, prev)
             pos = nl + 1
             continue
@@ -181,7 +180,8 @@ def _scan_buffer(
         prev = _prev_line(history, buf, start)
         lineno += 1
         if b"node down" in buf[start:nl]:
-            _worker_last_seen(scanner, history + buf[:nl], len(history) + start, len(history) + nl)
+            own = own or OwnLines(history, buf, end)
+            _worker_last_seen(scanner, own, start, nl)
         scanner.feed(_decode(buf[start:nl]), lineno, prev)
         pos = nl + 1
     return lineno, rejected
@@ -196,27 +196,19 @@ def _prev_line(history: bytes, buf: bytes | bytearray, start: int) -> str | None
     return None
 
 
-def _worker_last_seen(scanner: Scanner, buf: bytes, start: int, end: int) -> None:
-    """When the dead worker last printed a line of its own (``[gwN] [ 40%] PASSED ...``).
+def _worker_last_seen(scanner: Scanner, own: OwnLines, pos: int, nl: int) -> None:
+    """When the dead worker of the node-down line at ``buf[pos:nl]`` last printed a line of
+    its own (``[gwN] [ 40%] PASSED ...``).
 
-    Only for node-down lines, and only back within this buffer: the prefilter never hands the
-    scanner a worker's ordinary result lines, and a timestamped log needs no more.
+    Only for node-down lines, and only back within this buffer and the history before it: the
+    prefilter never hands the scanner a worker's ordinary result lines, and a timestamped log
+    needs no more.
     """
     if scanner.wants_starts:
-        scanner.note_starts(buf[max(0, start - STARTS_WINDOW) : start].decode("utf-8", "replace"))
-    found = _NODE_DOWN_WORKER.search(buf, start, end)
+        scanner.note_starts(own.before(pos, STARTS_WINDOW).decode("utf-8", "replace"))
+    found = _NODE_DOWN_WORKER.search(own.buf, pos, nl)
     if found is None:
         return
-    worker = found.group(1)
-    tag = b"[" + worker + b"] "
-    at = buf.rfind(tag, max(0, start - LOOKBACK), start)
-    while at >= 0:
-        line_start = buf.rfind(b"\n", 0, at) + 1
-        line = buf[line_start : buf.find(b"\n", at, start) if b"\n" in buf[at:start] else start]
-        # The tag must start what the program printed: after the CI timestamp, if any.
-        if strip(_decode(line))[1] == worker.decode():
-            when = timestamp(_decode(line))
-            if when is not None:
-                scanner.worker_last_seen[worker.decode()] = when
-            return
-        at = buf.rfind(tag, max(0, start - LOOKBACK), line_start)
+    when = own.last_time(found.group(1), pos)[1]
+    if when is not None:
+        scanner.worker_last_seen[found.group(1).decode()] = when

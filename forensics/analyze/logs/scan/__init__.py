@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs.deaths import Deaths
-from forensics.analyze.logs.decorations import strip, timestamp
+from forensics.analyze.logs.decorations import LogDecorations, strip, timestamp
 from forensics.analyze.logs.scan.blocks import Blocks, Line
 from forensics.analyze.logs.scan.dispatch import dispatch, rules
 from forensics.analyze.logs.scan.faults import Faults
@@ -40,6 +40,7 @@ class Scanner:
     """Feed it lines; read :attr:`scan`.  ``wants_all`` is true while a block is open."""
 
     def __init__(self, source: str) -> None:
+        self._decorations = LogDecorations()  # learns the log's Jenkins gap: indents stay
         scan = self.scan = LogScan(source=source)
         self._blocks = blocks = Blocks()
         # Shell, runner and runtime deaths, and the test running at each (logs/deaths.py).
@@ -101,7 +102,7 @@ class Scanner:
 
     def _feed(self, raw: str, lineno: int, prev: str | None) -> None:
         self.scan.lines = max(self.scan.lines, lineno)
-        text, worker = strip(raw)
+        text, worker = self._decorations.strip(raw)
         blocks, deaths, sections = self._blocks, self._deaths, self._sections
         if sections.follow > 0:
             sections.follow_line(text)
