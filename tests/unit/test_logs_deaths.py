@@ -69,6 +69,13 @@ def _primary(name: str) -> Incident:
             "SIGABRT",
         ),
         ("corpus:020_pybind_uncaught_at_exit_fish.log", "native-crash", None, "SIGABRT"),
+        # pytest -v printed the node id, the shell's report came on the same line.
+        (
+            "corpus:082_verbose_node_segfault_core_dumped.log",
+            "native-crash",
+            "pytest_steps/tests/test_all.py::test_run_all_tests[test_docs_example_with_harvest.py]",
+            "SIGSEGV",
+        ),
         (
             "real_pytorch_unittest_terminate.log",
             "native-crash",
@@ -266,3 +273,39 @@ def test_a_timeout_tool_on_the_killed_command_line_is_the_sender() -> None:
     ]
     (incident,) = correlate(scan_lines(lines, "x.log"))
     assert (incident.cause, incident.signal) == ("external-kill", "SIGKILL")
+
+
+@pytest.mark.parametrize(
+    ("line", "test"),
+    [
+        ("tests/a.py::test_b[1-2] Segmentation fault (core dumped)", "tests/a.py::test_b[1-2]"),
+        ("test_cpu (test_utils.TestFFI) ... Aborted (core dumped)", "test_utils.TestFFI.test_cpu"),
+        # The word inside a sentence after a node id is no shell's report.
+        ("tests/a.py::test_b the job was Killed by the user", None),
+        ("tests/a.py::test_b PASSED", None),
+    ],
+)
+def test_a_shell_death_after_the_running_tests_id_names_it(line: str, test: str | None) -> None:
+    incidents = correlate(scan_lines([line], "x.log"))
+    deaths = [(i.cause, i.test) for i in incidents if i.cause == "native-crash"]
+    assert deaths == ([("native-crash", test)] if test else [])
+
+
+def test_a_faulthandler_timeout_banner_after_the_dots_names_the_file() -> None:
+    # pytest -o faulthandler_timeout=5: "trips\\tests\\test_websocket.py ....Timeout (0:00:05)!"
+    incident = _primary("corpus:088_faulthandler_timeout_websocket_hang.log")
+    assert (incident.cause, incident.test) == ("hang", "trips\\tests\\test_websocket.py")
+    assert len(incident.stacks) == 2
+
+
+def test_a_lost_github_runner_is_an_inferred_oom_kill_at_low_confidence() -> None:
+    # "The hosted runner: ... lost communication with the server. ... starves it for CPU/Memory"
+    incident = _primary("corpus:048_gha_runner_lost_communication_oom.log")
+    assert (incident.cause, incident.confidence) == ("oom-kill", "low")
+    verdicts = {h["cause"]: h["verdict"] for h in incident.extra["differential"]}
+    assert verdicts["external-kill"] != "ruled out"
+
+
+def test_a_plain_cancel_is_still_no_oom_kill() -> None:
+    (incident,) = correlate(scan_lines(["##[error]The operation was canceled."], "x.log"))
+    assert incident.cause == "external-kill"

@@ -62,7 +62,8 @@ SHELL_WORDS = {
 }
 # "Killed", "bash: line 1:  7667 Aborted   python -m pytest", make's "make: *** [Makefile:40:
 # pytest] Killed", macOS bash's "Segmentation fault: 11", and the word glued to the progress it
-# cut short: "tests/test_linalg.py ......Aborted (core dumped)".
+# cut short: "tests/test_linalg.py ......Aborted (core dumped)", "tests/x.py::test_y[1]
+# Segmentation fault (core dumped)".
 # The word and what may follow it to the end of the line; what comes before is checked apart
 # (SHELL_BY), so no pattern here backtracks over a long line.
 SHELL_DEATH = re.compile(
@@ -540,8 +541,14 @@ class Deaths:
             if by is not None:
                 # What the program printed before the shell's or make's words: the progress.
                 start = len(before) - len(before[-600:]) + by.start()
-            elif before and not DOTS_BEFORE.match(before.strip()):
-                return False  # the word inside some other sentence ("State.Terminated")
+            elif (
+                before
+                and not DOTS_BEFORE.match(before.strip())
+                and running_test(before.strip()) is None
+            ):
+                # Not the progress the death cut short (dots, or -v's "path::test " with no
+                # result yet): the word inside some other sentence ("State.Terminated").
+                return False
             else:
                 start = len(before)  # the progress line the death cut short, or nothing
             cmd = shell.group("cmd") or ""

@@ -74,11 +74,16 @@ TRIGGER_PHRASES = (
     "exit code",
     "exit status",
     "operation was canceled",
+    "lost communication",  # GitHub Actions: "The hosted runner: ... lost communication with ..."
     "shutdown signal",
     "maximum execution time",
     "took longer than",
     "exited with ",  # "exited with code 3", "unit-lib exited with -1073741819"
     "fatal exception",
+    # the reasons a Windows fatal exception names, for a header a console wrap cut in two
+    # (logs/wraps.py): "...Windows fatal exce" / "ption: stack overflow"
+    "violation",
+    "k overflow",
     # Python failures and the pytest summary
     "Traceback (most",
     "FAILED",
@@ -154,7 +159,11 @@ FH_FRAME = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?
 # The fatal names alone, to recover one spliced into another worker's line: the names
 # faulthandler prints, from the one table that maps them to signals.
 FATAL_NAME = re.compile("|".join(re.escape(name) for name in FATAL_SIGNALS))
-FH_TIMEOUT = re.compile(r"^Timeout \((?P<after>\d+:\d\d:\d\d(?:\.\d+)?)\)!")
+# faulthandler_timeout prints its banner where the cursor is, as pytest-timeout does: after -q's
+# dots on a progress line ("tests/test_ws.py .....Timeout (0:00:05)!"), whose file is the test's.
+FH_TIMEOUT = re.compile(
+    r"^(?:(?P<file>[\w./\\-]+\.py) [.FEsxXp]*)?Timeout \((?P<after>\d+:\d\d:\d\d(?:\.\d+)?)\)!"
+)
 # "test_x.py::test_a Fatal Python error" - pytest -v prints the node id before the crash.
 LEADING_NODEID = re.compile(r"^\s*(?P<test>[\w./\\-]+\.py::[^\s]+) ")
 # "test.py Windows fatal exception" - the dots line of the file whose test crashed.
@@ -191,9 +200,16 @@ OOM = re.compile(
 EXIT_CODE = re.compile(r"(?:exit (?:code|status)|exited with code)[: ]+(?P<code>-?\d+)")
 # CI's own time limit: the job ran out of time, which for a test run means it hung.
 CI_TIMEOUT = re.compile(r"exceeded the maximum execution time|execution took longer than")
+# A GitHub Actions runner that stopped answering: GitHub's own message names what causes it
+# ("terminates the runner process, starves it for CPU/Memory, or blocks its network access"),
+# and for a test run it is most often memory.
+RUNNER_LOST = re.compile(r"runner: .{0,200}? lost communication with the server")
 # A cancel of the job: the user's, the runner's shutdown, or its time limit.
 CANCELED = re.compile(
-    r"The operation was canceled|received a shutdown signal|" + CI_TIMEOUT.pattern
+    r"The operation was canceled|received a shutdown signal|"
+    + CI_TIMEOUT.pattern
+    + "|"
+    + RUNNER_LOST.pattern
 )
 # GNU/BusyBox `timeout` on the killed command line (`Killed   timeout -s KILL 600 pytest`): the
 # tool, not the kernel, sent the signal.
@@ -217,9 +233,11 @@ PROGRESS_RESULT = re.compile(
 PREFIXED_RESULT = re.compile(
     r"\[(?P<worker>gw\d+)\] \[ *\d+%\] (?P<kind>FAILED|ERROR) (?P<test>[^\s:]+::\S+)"
 )
+# The title is the test's name with its parameter id, which may hold spaces
+# ("test_parse[empty string]"); bounded, so a long line of underscores costs one pass.
 SECTION_HEADER = re.compile(
     r"^_{3,} (?:(?P<err>ERROR) (?:at (?P<phase>setup|teardown) of |collecting )?)?"
-    r"(?P<name>\S+) _{3,}$"
+    r"(?P<name>\S(?:[^\n]{0,500}?\S)?) _{3,}$"
 )
 E_LINE = re.compile(r"^E {3,}(?P<text>\S.*)$")
 # A traceback entry's location in a failure section: "tests/test_x.py:26: AssertionError", or

@@ -34,6 +34,7 @@ from forensics.analyze.logs.findings import (
 )
 from forensics.analyze.logs.kernel import KernelFault, kernel_fault
 from forensics.analyze.logs.signatures import normalize
+from forensics.analyze.logs.wraps import wrapped_fatal
 from forensics.faultparse import FATAL_SIGNALS
 from forensics.model import Frame, Stack, TestCounts
 
@@ -334,10 +335,13 @@ class Scanner:
         if "Fatal Python error" in text or "Windows fatal exception" in text:
             self._fault_start(text, worker, lineno)
             return
+        if prev and ": " in text and (joined := wrapped_fatal(strip(prev)[0], text)):
+            self._fault_start(joined, worker, lineno)  # a console wrap split the header
+            return
         if "hread 0x" in text or text.startswith("Stack (most recent"):
             self._fault_start(text, worker, lineno)
             return
-        if text.startswith("Timeout (") and P.FH_TIMEOUT.match(text):
+        if "Timeout (" in text and P.FH_TIMEOUT.match(text):
             self._fault_start(text, worker, lineno)
             return
         if "Timeout +" in text:
@@ -725,6 +729,7 @@ class Scanner:
             record = FaultRecord(
                 None, None, lineno, _cap(text), worker, timeout=timeout.group("after")
             )
+            record.progress_file = timeout.group("file")
             self._open_faults.append(record)
             self._stack, self._idle = None, 0
             return True
