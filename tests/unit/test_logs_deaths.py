@@ -309,3 +309,22 @@ def test_a_lost_github_runner_is_an_inferred_oom_kill_at_low_confidence() -> Non
 def test_a_plain_cancel_is_still_no_oom_kill() -> None:
     (incident,) = correlate(scan_lines(["##[error]The operation was canceled."], "x.log"))
     assert incident.cause == "external-kill"
+
+
+def test_libpq_hint_on_its_own_e_line_is_a_database_not_up() -> None:
+    # The excerpt starts at the message's second line: "E       \tTCP/IP connections on port 5432?"
+    incident = _primary("corpus:095_pytest_django_db_fixture_refused.log")
+    assert incident.cause == "infrastructure"
+
+
+@pytest.mark.parametrize(
+    ("line", "infra"),
+    [
+        # A message's continuation line, where an excerpt begins: pytest keeps libpq's tab.
+        ("E       \tTCP/IP connections on port 5432?", True),
+        ("E   AssertionError: expected port 5432", False),
+    ],
+)
+def test_a_tab_led_e_line_is_read_for_infrastructure(line: str, infra: bool) -> None:
+    incidents = correlate(scan_lines([line], "x.log"))
+    assert any(i.cause == "infrastructure" for i in incidents) is infra

@@ -239,7 +239,8 @@ SECTION_HEADER = re.compile(
     r"^_{3,} (?:(?P<err>ERROR) (?:at (?P<phase>setup|teardown) of |collecting )?)?"
     r"(?P<name>\S(?:[^\n]{0,500}?\S)?) _{3,}$"
 )
-E_LINE = re.compile(r"^E {3,}(?P<text>\S.*)$")
+# A message's continuation lines keep their own tab ("E       \tIs the server running on ...").
+E_LINE = re.compile(r"^E {3,}\t?(?P<text>\S.*)$")
 # A traceback entry's location in a failure section: "tests/test_x.py:26: AssertionError", or
 # with nothing after the colon for an entry that is not the last.
 LOCATION = re.compile(
