@@ -32,6 +32,7 @@ from forensics.analyze.logs.findings import (
     Traceback,
     WorkerEvent,
 )
+from forensics.analyze.logs.fragments import caught_panic, loose_failure
 from forensics.analyze.logs.kernel import KernelFault, kernel_fault
 from forensics.analyze.logs.signatures import normalize
 from forensics.analyze.logs.wraps import wrapped_fatal
@@ -247,6 +248,10 @@ class Scanner:
                     None,
                     phase,
                 )
+        part = loose_failure(self.scan, self._loose) or caught_panic(self.scan)
+        if part is not None:  # an excerpt's partial failure, and nothing else (logs/fragments.py)
+            args = (part.exc_type, part.message, part.line, part.excerpt, part.worker, None)
+            self._failure(part.test, "failed", *args)
         return self.scan
 
     # -- failure sections -----------------------------------------------------------------------
