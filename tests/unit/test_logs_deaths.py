@@ -328,3 +328,22 @@ def test_libpq_hint_on_its_own_e_line_is_a_database_not_up() -> None:
 def test_a_tab_led_e_line_is_read_for_infrastructure(line: str, infra: bool) -> None:
     incidents = correlate(scan_lines([line], "x.log"))
     assert any(i.cause == "infrastructure" for i in incidents) is infra
+
+
+@pytest.mark.parametrize(
+    ("after", "test"),
+    [
+        # pytest's stdout flushed after the shell's report: the cut-short dots line names the file.
+        ("tests/test_io/test_reader.py ......", "tests/test_io/test_reader.py"),
+        ("tests/test_io/test_reader.py ss", "tests/test_io/test_reader.py"),
+        # A finished line (with its percentage), or a path alone, is not the running file.
+        ("tests/test_io/test_reader.py ......                [ 40%]", None),
+        ("tests/test_io/test_reader.py", None),
+    ],
+)
+def test_the_dots_line_flushed_after_a_shell_death_names_its_file(
+    after: str, test: str | None
+) -> None:
+    lines = ["/tmp/x.sh: line 3:  2823 Segmentation fault      (core dumped) pytest", after]
+    (incident,) = correlate(scan_lines(lines, "x.log"))
+    assert (incident.cause, incident.test) == ("native-crash", test)

@@ -357,7 +357,7 @@ class Deaths:
             self._frames = None
         if self._after > 0:
             self._after -= 1
-            test = _verbose_test(text)
+            test = _verbose_test(text) or _cut_dots(text)
             if test is not None:
                 self._name(test)
                 self._after = 0
@@ -586,6 +586,16 @@ def _verbose_test(text: str) -> str | None:
     if "test" in match.groupdict():
         return match.group("test")
     return f"{match.group('file')}::{match.group('name')}"
+
+
+def _cut_dots(text: str) -> str | None:
+    """The file of a dots line with no percentage: the line the death cut short, flushed late.
+
+    pytest's stdout may reach the log after the shell's report on stderr; a finished dots line
+    ends with its "[ 42%]", so one without it is the file whose test was running.
+    """
+    match = DOTS_RUNNING.match(text.rstrip())
+    return match.group("file") if match and text[match.end("file") :].strip() else None
 
 
 def _strip(raw: str) -> str:
