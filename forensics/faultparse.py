@@ -54,7 +54,12 @@ THREAD_RE = re.compile(
 STACK_RE = re.compile(r"^Stack \(most recent call first\):")
 FRAME_RE = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<name>\S+)')
 # dump_traceback_later's header: "Timeout (0:00:04.500000)!"
-TIMER_RE = re.compile(r"^Timeout \((?P<after>\d+:\d\d:\d\d(?:\.\d+)?)\)!")
+# faulthandler_timeout prints its banner where the cursor is, as pytest-timeout does: in a log,
+# after -q's dots on a progress line ("tests/test_ws.py .....Timeout (0:00:05)!"), whose file is
+# the test's.
+TIMER_RE = re.compile(
+    r"^(?:(?P<file>[\w./\\-]+\.py) [.FEsxXp]*)?Timeout \((?P<after>\d+:\d\d:\d\d(?:\.\d+)?)\)!"
+)
 EXTENSION_MODULES = "Extension modules:"
 GARBAGE_RE = re.compile(r"^\s+<(?:no Python frame|truncated)>\s*$")
 

@@ -37,6 +37,8 @@ INFRASTRUCTURE = re.compile(
             # A database or cache that is not up: every test that needs it fails in setUp the
             # same way; the code under test never ran.
             r"could not connect to server|Can't connect to (?:local )?MySQL server",
+            # libpq's hint, on a line of its own when pytest splits the message over "E" lines
+            r"TCP/IP connections on port \d+\?",
             r"Error \d+ connecting to \S+\. Connection refused",
         )
     ),

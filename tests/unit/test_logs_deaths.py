@@ -69,6 +69,13 @@ def _primary(name: str) -> Incident:
             "SIGABRT",
         ),
         ("corpus:020_pybind_uncaught_at_exit_fish.log", "native-crash", None, "SIGABRT"),
+        # pytest -v printed the node id, the shell's report came on the same line.
+        (
+            "corpus:082_verbose_node_segfault_core_dumped.log",
+            "native-crash",
+            "pytest_steps/tests/test_all.py::test_run_all_tests[test_docs_example_with_harvest.py]",
+            "SIGSEGV",
+        ),
         (
             "real_pytorch_unittest_terminate.log",
             "native-crash",
@@ -266,3 +273,77 @@ def test_a_timeout_tool_on_the_killed_command_line_is_the_sender() -> None:
     ]
     (incident,) = correlate(scan_lines(lines, "x.log"))
     assert (incident.cause, incident.signal) == ("external-kill", "SIGKILL")
+
+
+@pytest.mark.parametrize(
+    ("line", "test"),
+    [
+        ("tests/a.py::test_b[1-2] Segmentation fault (core dumped)", "tests/a.py::test_b[1-2]"),
+        ("test_cpu (test_utils.TestFFI) ... Aborted (core dumped)", "test_utils.TestFFI.test_cpu"),
+        # The word inside a sentence after a node id is no shell's report.
+        ("tests/a.py::test_b the job was Killed by the user", None),
+        ("tests/a.py::test_b PASSED", None),
+    ],
+)
+def test_a_shell_death_after_the_running_tests_id_names_it(line: str, test: str | None) -> None:
+    incidents = correlate(scan_lines([line], "x.log"))
+    deaths = [(i.cause, i.test) for i in incidents if i.cause == "native-crash"]
+    assert deaths == ([("native-crash", test)] if test else [])
+
+
+def test_a_faulthandler_timeout_banner_after_the_dots_names_the_file() -> None:
+    # pytest -o faulthandler_timeout=5: "trips\\tests\\test_websocket.py ....Timeout (0:00:05)!"
+    incident = _primary("corpus:088_faulthandler_timeout_websocket_hang.log")
+    assert (incident.cause, incident.test) == ("hang", "trips\\tests\\test_websocket.py")
+    assert len(incident.stacks) == 2
+
+
+def test_a_lost_github_runner_is_an_inferred_oom_kill_at_low_confidence() -> None:
+    # "The hosted runner: ... lost communication with the server. ... starves it for CPU/Memory"
+    incident = _primary("corpus:048_gha_runner_lost_communication_oom.log")
+    assert (incident.cause, incident.confidence) == ("oom-kill", "low")
+    verdicts = {h["cause"]: h["verdict"] for h in incident.extra["differential"]}
+    assert verdicts["external-kill"] != "ruled out"
+
+
+def test_a_plain_cancel_is_still_no_oom_kill() -> None:
+    (incident,) = correlate(scan_lines(["##[error]The operation was canceled."], "x.log"))
+    assert incident.cause == "external-kill"
+
+
+def test_libpq_hint_on_its_own_e_line_is_a_database_not_up() -> None:
+    # The excerpt starts at the message's second line: "E       \tTCP/IP connections on port 5432?"
+    incident = _primary("corpus:095_pytest_django_db_fixture_refused.log")
+    assert incident.cause == "infrastructure"
+
+
+@pytest.mark.parametrize(
+    ("line", "infra"),
+    [
+        # A message's continuation line, where an excerpt begins: pytest keeps libpq's tab.
+        ("E       \tTCP/IP connections on port 5432?", True),
+        ("E   AssertionError: expected port 5432", False),
+    ],
+)
+def test_a_tab_led_e_line_is_read_for_infrastructure(line: str, infra: bool) -> None:
+    incidents = correlate(scan_lines([line], "x.log"))
+    assert any(i.cause == "infrastructure" for i in incidents) is infra
+
+
+@pytest.mark.parametrize(
+    ("after", "test"),
+    [
+        # pytest's stdout flushed after the shell's report: the cut-short dots line names the file.
+        ("tests/test_io/test_reader.py ......", "tests/test_io/test_reader.py"),
+        ("tests/test_io/test_reader.py ss", "tests/test_io/test_reader.py"),
+        # A finished line (with its percentage), or a path alone, is not the running file.
+        ("tests/test_io/test_reader.py ......                [ 40%]", None),
+        ("tests/test_io/test_reader.py", None),
+    ],
+)
+def test_the_dots_line_flushed_after_a_shell_death_names_its_file(
+    after: str, test: str | None
+) -> None:
+    lines = ["/tmp/x.sh: line 3:  2823 Segmentation fault      (core dumped) pytest", after]
+    (incident,) = correlate(scan_lines(lines, "x.log"))
+    assert (incident.cause, incident.test) == ("native-crash", test)

@@ -109,3 +109,19 @@ def test_a_failed_line_of_another_worker_names_no_crashed_test() -> None:
     ]
     (incident,) = correlate(scan_lines(lines, "x.log"))
     assert (incident.worker, incident.test) == ("gw13", None)
+
+
+def test_a_section_title_whose_parameter_id_holds_a_space_still_names_the_test() -> None:
+    # "____ ERROR at teardown of test_get_mimetype_from_filename_raises_error[empty string] ____"
+    # and its "E   RuntimeError: Event loop is closed", with no summary after them.
+    incident = _primary("078_asyncio_finalizer_event_loop_closed.log")
+    assert incident.cause == "python-exception"
+    assert incident.test == "test_get_mimetype_from_filename_raises_error[empty string]"
+    assert "RuntimeError: Event loop is closed" in incident.summary
+    assert incident.phase == "teardown"
+
+
+def test_a_long_line_of_underscores_is_no_section_title() -> None:
+    lines = ["___ " + "x " * 400 + "___", "E   RuntimeError: boom"]
+    scan = scan_lines(lines, "x.log")
+    assert [i.test for i in correlate(scan)] != ["x " * 400]

@@ -62,7 +62,8 @@ SHELL_WORDS = {
 }
 # "Killed", "bash: line 1:  7667 Aborted   python -m pytest", make's "make: *** [Makefile:40:
 # pytest] Killed", macOS bash's "Segmentation fault: 11", and the word glued to the progress it
-# cut short: "tests/test_linalg.py ......Aborted (core dumped)".
+# cut short: "tests/test_linalg.py ......Aborted (core dumped)", "tests/x.py::test_y[1]
+# Segmentation fault (core dumped)".
 # The word and what may follow it to the end of the line; what comes before is checked apart
 # (SHELL_BY), so no pattern here backtracks over a long line.
 SHELL_DEATH = re.compile(
@@ -356,7 +357,7 @@ class Deaths:
             self._frames = None
         if self._after > 0:
             self._after -= 1
-            test = _verbose_test(text)
+            test = _verbose_test(text) or _cut_dots(text)
             if test is not None:
                 self._name(test)
                 self._after = 0
@@ -540,8 +541,14 @@ class Deaths:
             if by is not None:
                 # What the program printed before the shell's or make's words: the progress.
                 start = len(before) - len(before[-600:]) + by.start()
-            elif before and not DOTS_BEFORE.match(before.strip()):
-                return False  # the word inside some other sentence ("State.Terminated")
+            elif (
+                before
+                and not DOTS_BEFORE.match(before.strip())
+                and running_test(before.strip()) is None
+            ):
+                # Not the progress the death cut short (dots, or -v's "path::test " with no
+                # result yet): the word inside some other sentence ("State.Terminated").
+                return False
             else:
                 start = len(before)  # the progress line the death cut short, or nothing
             cmd = shell.group("cmd") or ""
@@ -579,6 +586,16 @@ def _verbose_test(text: str) -> str | None:
     if "test" in match.groupdict():
         return match.group("test")
     return f"{match.group('file')}::{match.group('name')}"
+
+
+def _cut_dots(text: str) -> str | None:
+    """The file of a dots line with no percentage: the line the death cut short, flushed late.
+
+    pytest's stdout may reach the log after the shell's report on stderr; a finished dots line
+    ends with its "[ 42%]", so one without it is the file whose test was running.
+    """
+    match = DOTS_RUNNING.match(text.rstrip())
+    return match.group("file") if match and text[match.end("file") :].strip() else None
 
 
 def _strip(raw: str) -> str:

@@ -116,7 +116,9 @@ def faulthandler_hangs(scan: LogScan) -> list[Incident]:
             cause="hang",
             confidence="medium",
             summary=f"faulthandler timeout dump after {fault.timeout} (no progress)",
-            test=fault.test or node_id_from_frames(frames_of(fault), scan.rootdir),
+            test=fault.test
+            or node_id_from_frames(frames_of(fault), scan.rootdir)
+            or fault.progress_file,  # the dots line the banner cut short
             evidence=[ev(scan, fault.line, fault.excerpt)],
             stacks=fault.stacks,
             signature=normalize(f"hang faulthandler {fault.test or ''}"),

@@ -81,7 +81,8 @@ def kill_incidents(
                 continue
             silent = kill.silence_s is not None and kill.silence_s >= HANG_SILENCE_S
             out_of_time = bool(P.CI_TIMEOUT.search(kill.excerpt))
-            cause = "hang" if silent or out_of_time else "external-kill"
+            lost = any(k.kind == "canceled" and P.RUNNER_LOST.search(k.excerpt) for k in others)
+            cause = "hang" if silent or out_of_time else "oom-kill" if lost else "external-kill"
             last = [p for p in scan.progress if p.line < kill.line][-1:]
             if silent and kill.silence_s is not None:
                 summary = (
@@ -89,6 +90,8 @@ def kill_incidents(
                 )
             elif out_of_time:
                 summary = "The CI job ran out of time (the test run did not finish)"
+            elif lost:
+                summary = "The CI runner was lost (starved of memory, most often, or of CPU)"
             else:
                 summary = "The CI job was cancelled"
             if last:

@@ -75,11 +75,16 @@ TRIGGER_PHRASES = (
     "exit code",
     "exit status",
     "operation was canceled",
+    "lost communication",  # GitHub Actions: "The hosted runner: ... lost communication with ..."
     "shutdown signal",
     "maximum execution time",
     "took longer than",
     "exited with ",  # "exited with code 3", "unit-lib exited with -1073741819"
     "fatal exception",
+    # the reasons a Windows fatal exception names, for a header a console wrap cut in two
+    # (logs/wraps.py): "...Windows fatal exce" / "ption: stack overflow"
+    "violation",
+    "k overflow",
     # Python failures and the pytest summary
     "Traceback (most",
     "FAILED",
@@ -191,9 +196,16 @@ OOM = re.compile(
 EXIT_CODE = re.compile(r"(?:exit (?:code|status)|exited with code)[: ]+(?P<code>-?\d+)")
 # CI's own time limit: the job ran out of time, which for a test run means it hung.
 CI_TIMEOUT = re.compile(r"exceeded the maximum execution time|execution took longer than")
+# A GitHub Actions runner that stopped answering: GitHub's own message names what causes it
+# ("terminates the runner process, starves it for CPU/Memory, or blocks its network access"),
+# and for a test run it is most often memory.
+RUNNER_LOST = re.compile(r"runner: .{0,200}? lost communication with the server")
 # A cancel of the job: the user's, the runner's shutdown, or its time limit.
 CANCELED = re.compile(
-    r"The operation was canceled|received a shutdown signal|" + CI_TIMEOUT.pattern
+    r"The operation was canceled|received a shutdown signal|"
+    + CI_TIMEOUT.pattern
+    + "|"
+    + RUNNER_LOST.pattern
 )
 # GNU/BusyBox `timeout` on the killed command line (`Killed   timeout -s KILL 600 pytest`): the
 # tool, not the kernel, sent the signal.
@@ -217,11 +229,14 @@ PROGRESS_RESULT = re.compile(
 PREFIXED_RESULT = re.compile(
     r"\[(?P<worker>gw\d+)\] \[ *\d+%\] (?P<kind>FAILED|ERROR) (?P<test>[^\s:]+::\S+)"
 )
+# The title is the test's name with its parameter id, which may hold spaces
+# ("test_parse[empty string]"); bounded, so a long line of underscores costs one pass.
 SECTION_HEADER = re.compile(
     r"^_{3,} (?:(?P<err>ERROR) (?:at (?P<phase>setup|teardown) of |collecting )?)?"
-    r"(?P<name>\S+) _{3,}$"
+    r"(?P<name>\S(?:[^\n]{0,500}?\S)?) _{3,}$"
 )
-E_LINE = re.compile(r"^E {3,}(?P<text>\S.*)$")
+# A message's continuation lines keep their own tab ("E       \tIs the server running on ...").
+E_LINE = re.compile(r"^E {3,}\t?(?P<text>\S.*)$")
 # A traceback entry's location in a failure section: "tests/test_x.py:26: AssertionError", or
 # with nothing after the colon for an entry that is not the last.
 LOCATION = re.compile(

@@ -68,9 +68,10 @@ def rules(
     return [
         rule(starts("INTERNALERROR"), internal.line),
         rule(has("Fatal Python error", "Windows fatal exception"), faults.start),
+        rule(has(": "), faults.wrapped_start),
         rule(has("hread 0x"), faults.start),
         rule(starts("Stack (most recent"), faults.start),
-        rule(starts("Timeout ("), faults.timeout_start),
+        rule(has("Timeout ("), faults.timeout_start),
         rule(has("Timeout +"), timeouts.banner),
         rule(has("Stack of "), timeouts.stack_head),
         rule(has("node down"), workers.node_down),

@@ -10,12 +10,15 @@ dump (a worker's progress, xdist's report of the crash) is parsed as usual; the 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs.deaths import Deaths, windows_status
+from forensics.analyze.logs.decorations import strip
 from forensics.analyze.logs.findings import FaultRecord
 from forensics.analyze.logs.scan.blocks import Blocks, Line
 from forensics.analyze.logs.scan.logscan import MAX_FRAMES, LogScan, cap
+from forensics.analyze.logs.wraps import wrapped_fatal
 from forensics.faultparse import FATAL_SIGNALS
 from forensics.model import Frame, Stack
 
@@ -58,6 +61,15 @@ class Faults:
         self.read(line)
         return True
 
+    def wrapped_start(self, line: Line) -> bool:
+        """The second half of a fatal header a console wrapped in two (:mod:`..wraps`)."""
+        if line.prev is None or ": " not in line.text:
+            return False
+        joined = wrapped_fatal(strip(line.prev)[0], line.text)
+        if joined is None:
+            return False
+        return self.start(replace(line, text=joined))
+
     def timeout_start(self, line: Line) -> bool:
         """``Timeout (0:05:00)!``: faulthandler's dump_traceback_later."""
         return bool(P.FH_TIMEOUT.match(line.text)) and self.start(line)
@@ -73,6 +85,7 @@ class Faults:
             record = FaultRecord(
                 None, None, line.lineno, cap(text), line.worker, timeout=timeout.group("after")
             )
+            record.progress_file = timeout.group("file")  # the dots line the banner cut short
             self._open.append(record)
             self._stack, self._idle = None, 0
             return True

@@ -14,6 +14,7 @@ from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs import timing
 from forensics.analyze.logs.deaths import Deaths
 from forensics.analyze.logs.findings import PythonFailure, Summary, TimeoutDump
+from forensics.analyze.logs.fragments import caught_panic, loose_failure
 from forensics.analyze.logs.scan.blocks import Line
 from forensics.analyze.logs.scan.logscan import MAX_RECORDS, LogScan, cap, exc_parts
 from forensics.analyze.logs.signatures import normalize
@@ -201,17 +202,22 @@ class Sections:
         return True
 
     def finish(self) -> None:
-        """No short summary (output cut, -rN): the failure sections still name the tests."""
-        if self.summary_seen:
-            return
-        titles = list(dict.fromkeys([*self._exc, *self._raise]))
-        for title in titles[:MAX_RECORDS]:
-            info = self._info(title)
-            if info is None:
-                continue
-            exc_type, message, phase = info
-            kind = "error" if phase else "failed"
-            self._failure(self._test(title), kind, exc_type, message, 0, "", None, phase)
+        """What the end of the log decides: with no short summary (output cut, -rN) the
+        failure sections still name the tests; an excerpt that is only a failure's end or a
+        caught panic is that failure (:mod:`..fragments`)."""
+        if not self.summary_seen:
+            titles = list(dict.fromkeys([*self._exc, *self._raise]))
+            for title in titles[:MAX_RECORDS]:
+                info = self._info(title)
+                if info is None:
+                    continue
+                exc_type, message, phase = info
+                kind = "error" if phase else "failed"
+                self._failure(self._test(title), kind, exc_type, message, 0, "", None, phase)
+        part = loose_failure(self.scan, self._loose) or caught_panic(self.scan)
+        if part is not None:
+            args = (part.exc_type, part.message, part.line, part.excerpt, part.worker, None)
+            self._failure(part.test, "failed", *args)
 
     def _failure(
         self,
