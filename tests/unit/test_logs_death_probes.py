@@ -15,7 +15,7 @@ import pytest
 
 from forensics.analyze.logs import analyze_logs, scan_lines
 from forensics.analyze.logs.correlate import correlate
-from forensics.analyze.logs.deaths import runs_tests
+from forensics.analyze.logs.death_lines import runs_tests
 from forensics.model import Incident
 
 LOGS = Path(__file__).parent.parent / "fixtures" / "logs"

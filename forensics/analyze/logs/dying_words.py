@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from forensics.analyze.logs import patterns as P
-from forensics.analyze.logs.deaths import CXX_UNCAUGHT, NS_UNCAUGHT, OBJC_FORK, RUST_ABORTING
+from forensics.analyze.logs.death_lines import CXX_UNCAUGHT, NS_UNCAUGHT, OBJC_FORK, RUST_ABORTING
 
 # glibc's assert() and heap checks, the stack protector and fortify, libc++abi's terminate
 # with no exception in flight, and Rust's last line after a panic that could not unwind.

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from forensics.analyze.logs.deaths import RUST_ABORTING
+from forensics.analyze.logs.death_lines import RUST_ABORTING
 from forensics.analyze.logs.findings import NativeAbort
 
 

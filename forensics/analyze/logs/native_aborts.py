@@ -4,7 +4,7 @@ whether the process died of them or only printed them, and the incident each dea
 
 from __future__ import annotations
 
-from forensics.analyze.logs.deaths import RUST_ABORTING as ABORTING
+from forensics.analyze.logs.death_lines import RUST_ABORTING as ABORTING
 from forensics.analyze.logs.evidence import ev
 from forensics.analyze.logs.findings import NativeAbort
 from forensics.analyze.logs.scan import LogScan

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from forensics.analyze.logs import patterns as P
-from forensics.analyze.logs.deaths import Deaths, windows_status
+from forensics.analyze.logs.death_lines import windows_status
+from forensics.analyze.logs.deaths import Deaths
 from forensics.analyze.logs.decorations import strip
 from forensics.analyze.logs.findings import FaultRecord
 from forensics.analyze.logs.scan.blocks import Blocks, Line
