@@ -24,12 +24,12 @@ from collections.abc import Iterable
 from forensics.analyze.events import InternalError, PythonFailure
 from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs.signatures import normalize
+from forensics.analyze.testids import function_of, same_node
 from forensics.model import Evidence, Incident, Secondary
 
 MAX_TESTS_PER_GROUP = 20
 MAX_EVIDENCE = 5
 MAX_SECONDARY = 10
-DEATH_CAUSES = ("native-crash", "oom-kill", "external-kill", "unexpected-exit", "hang", "unknown")
 # pytest-timeout's failure ("Failed: Timeout >5.0s", "Failed: Timeout (>5.0s) from
 # pytest-timeout.") and faulthandler's timer header ("Timeout (0:00:05)!").
 TIMED_OUT = re.compile(rf"{P.TIMEOUT_FAILED.pattern}|Timeout \(\d+:\d\d:\d\d")
@@ -54,47 +54,76 @@ def _add_secondary(target: Incident, cause: str, summary: str, ref: str | None =
         target.secondary.append(Secondary(cause, summary, ref))
 
 
-def _same_test(one: str | None, other: str | None) -> bool:
-    # Two sources may name a test from different roots, a hang dump by its function only.
-    if not one or not other:
-        return False
-    return (
-        one == other
-        or one.endswith(("/" + other, "::" + other))
-        or other.endswith(("/" + one, "::" + one))
-    )
+# The causes of a death that surely ended its process (a log's hang may not have).
+ENDED = ("native-crash", "oom-kill", "external-kill", "unexpected-exit", "unknown")
 
 
-def explained_by_death(failure: PythonFailure, deaths: list[Incident]) -> bool:
+class Deaths:
+    """A run's deaths, looked up by test (by function name first, so lookups stay cheap).
+
+    ``ended`` ended their process: a failure of their test, or a broken pipe to them, follows
+    from them.  ``hangs`` may have left theirs alive (faulthandler's timer dumps and goes on,
+    pytest-timeout's signal method fails the test): only their test's time-out is theirs.
+    """
+
+    def __init__(self, ended: Iterable[Incident], hangs: Iterable[Incident] = ()) -> None:
+        self.ended = list(ended)
+        self.hangs = list(hangs)
+        self._ended_ids = {id(incident) for incident in self.ended}
+        self._by_function: dict[str, list[Incident]] = {}
+        for incident in (*self.ended, *self.hangs):
+            if incident.test:
+                self._by_function.setdefault(function_of(incident.test), []).append(incident)
+
+    def ended_process(self, death: Incident) -> bool:
+        return id(death) in self._ended_ids
+
+    def of_test(self, test: str | None) -> list[Incident]:
+        if not test:
+            return []
+        return [i for i in self._by_function.get(function_of(test), []) if same_node(i.test, test)]
+
+
+def _consequence_of(failure: PythonFailure, deaths: list[Incident]) -> Incident | None:
+    """The death a broken pipe, pool or channel follows from: the failing test's worker's own
+    (or the one death, when the log does not say where it ran), and never a later one."""
+    for death in deaths:
+        if failure.worker and death.worker and death.worker != failure.worker:
+            continue
+        if failure.time is not None and death.time is not None and death.time > failure.time:
+            continue
+        return death
+    return None
+
+
+def explained_by_death(failure: PythonFailure, deaths: Deaths) -> bool:
     """Whether *failure* follows from one of *deaths*; a consequence becomes its secondary."""
-    if "crashed while running" in failure.message:
-        return True  # xdist's own report of the dead worker
+    if "crashed while run" in failure.message:
+        return True  # xdist's own report of the dead worker (cut short as "run..." by -r)
     head = failure.head
     summary = f"{failure.test or 'A test'} {failure.kind}: {head}"[:300]
-    for death in deaths:
-        if not _same_test(death.test, failure.test):
-            continue
+    for death in deaths.of_test(failure.test):
+        if not deaths.ended_process(death) and not TIMED_OUT.search(head):
+            continue  # the hung test went on and failed of something else
         if death.extra.get("in_child_process"):
             # The test failed because a process it started crashed.
             _add_secondary(death, "python-exception", summary)
         return True
-    if deaths and P.CONSEQUENCE.search(head):
-        target = next(
-            (d for d in deaths if failure.worker and d.worker == failure.worker), deaths[0]
-        )
-        _add_secondary(target, "python-exception", summary)
-        return True
+    if deaths.ended and P.CONSEQUENCE.search(head):
+        target = _consequence_of(failure, deaths.ended)
+        if target is not None:
+            _add_secondary(target, "python-exception", summary)
+            return True
     return False
 
 
-def failure_incidents(failures: Iterable[PythonFailure], deaths: list[Incident]) -> list[Incident]:
-    """The failures no death explains, one incident per cause and signature."""
-    deaths = [d for d in deaths if d.cause in DEATH_CAUSES]
+def failure_incidents(failures: Iterable[PythonFailure], deaths: Deaths) -> list[Incident]:
+    """The failures none of *deaths* explains, one incident per cause and signature."""
     groups: dict[tuple[str, str], Incident] = {}
     for failure in failures:
         if explained_by_death(failure, deaths):
             continue
-        head = failure.head.splitlines()[0] if failure.head else failure.kind
+        head = failure.head.strip().splitlines()[0] if failure.head.strip() else ""
         cause = failure_cause(failure.head)
         if (failure.exc_type or "").endswith("PanicException"):
             # PyO3 turned a Rust panic into this exception: the panic's message is the bug.
@@ -109,7 +138,10 @@ def failure_incidents(failures: Iterable[PythonFailure], deaths: list[Incident])
                 id="",
                 cause=cause,
                 confidence="medium" if cause == "infrastructure" or not known else "high",
-                summary=f"{failure.test or 'A test'} {failure.kind}{where}: {head}"[:300],
+                summary=(
+                    f"{failure.test or 'A test'} {failure.kind}{where}"
+                    + (f": {head}" if head else " (no message in the log)")
+                )[:300],
                 worker=failure.worker,
                 pid=failure.pid,
                 test=failure.test,
@@ -174,7 +206,7 @@ def internal_error_incident(
         target = before[-1] if before else deaths[0][1]
         _add_secondary(target, cause, summary, err.ref)
         if not any(e.excerpt == err.excerpt for e in target.evidence):
-            target.evidence.append(Evidence("INTERNALERROR", err.excerpt))
+            target.evidence.append(_evidence(err))
         return None
     return Incident(
         id="",

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from forensics.analyze.logs.native_aborts import NATIVE_LABEL
 from forensics.analyze.logs.reader import scan_stream
+from forensics.analyze.testids import same_node
 from forensics.bundle import OUTPUT, OUTPUT_INDEX, open_bundle_file, read_jsonl
 from forensics.errors import InputError
 from forensics.model import Evidence, Incident, Stack
@@ -189,20 +190,13 @@ def enrich_from_console(incidents: list[Incident], output: Path | None) -> Conso
     return found
 
 
-def _same_test(a: str | None, b: str | None) -> bool:
-    if not a or not b:
-        return False
-    # A log may name a test by its node id or, in a section title, by its function.
-    return a == b or a.rsplit("::", 1)[-1] == b or b.rsplit("::", 1)[-1] == a
-
-
 def _match(event: ConsoleEvent, incidents: list[Incident]) -> Incident | None:
     compatible = [
         i
         for i in incidents
         if i.cause in _DEATHS and (event.signal is None or i.signal in (None, event.signal))
     ]
-    by_test = [i for i in compatible if _same_test(i.test, event.test)]
+    by_test = [i for i in compatible if same_node(i.test, event.test)]
     if by_test:
         return by_test[0]
     if event.worker is not None:

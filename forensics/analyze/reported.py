@@ -7,7 +7,7 @@ classified by the same rules (``analyze/classify.py``).
 
 from __future__ import annotations
 
-from forensics.analyze import classify
+from forensics.analyze import classify, differential
 from forensics.analyze.bundle_source import ProcessRecord
 from forensics.analyze.events import InternalError, PythonFailure
 from forensics.analyze.logs import patterns as P
@@ -38,7 +38,13 @@ def _internal_error_event(text: str) -> InternalError:
     )
     found = scan_lines(lines, "internalerror").internal_errors
     if not found:
-        return InternalError(None, text.strip()[-300:] or "INTERNALERROR", 0, text[-4000:])
+        return InternalError(
+            None,
+            text.strip()[-300:] or "INTERNALERROR",
+            0,
+            text[-4000:],
+            source="xdist INTERNALERROR",
+        )
     # A chained exception is one error: its last traceback says what was raised, any part in
     # xdist makes it xdist's.
     err = found[-1]
@@ -123,7 +129,10 @@ class Reported(TriageState):
                 failed = [p for p, o in test.phases.items() if o == "failed"]
                 if failed:
                     failures.append(self._failure_event(rec, index, failed[0]))
-        self.incidents.extend(classify.failure_incidents(failures, self.incidents))
+        # Every death a bundle holds ended its process (a hang's too: forensics or the timer
+        # ended it), and the failure of its test follows from it.
+        ended = [i for i in self.incidents if i.cause in differential.DEATH_CAUSES]
+        self.incidents.extend(classify.failure_incidents(failures, classify.Deaths(ended)))
 
     def _failure_event(self, rec: ProcessRecord, index: int, phase: str) -> PythonFailure:
         """The agent's record of a failed test as the event a log's failure section is."""
@@ -157,11 +166,15 @@ class Reported(TriageState):
         )
 
     def _internal_errors(self) -> None:
-        deaths = [
-            (incident.time or 0.0, incident)
-            for incident in self.incidents
-            if incident.cause in ("native-crash", "oom-kill", "external-kill", "unexpected-exit")
-        ]
+        # In the order they happened: an INTERNALERROR belongs to the death before it.
+        deaths = sorted(
+            (
+                (incident.time or 0.0, incident)
+                for incident in self.incidents
+                if incident.cause in differential.DEATH_CAUSES
+            ),
+            key=lambda pair: pair[0],
+        )
         for raw in self.controller_records:
             text = raw.get("text")
             if raw.get("kind") != "internalerror" or not isinstance(text, str):

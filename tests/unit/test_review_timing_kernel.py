@@ -169,6 +169,19 @@ def test_a_hostile_progress_line_is_linear() -> None:
     assert counts.passed == 1
 
 
+def test_hostile_plugins_and_summary_lines_are_linear(tmp_path: Path) -> None:
+    # Found by this stop's review: each start of a long word was tried to the line's end.
+    log = tmp_path / "header.log"
+    log.write_text(
+        "plugins: " + "a" * HOSTILE + "\n== 1 failed " + "1" * HOSTILE + " in 1.0s ==\n"
+        "plugins: anyio-4.2.0, xdist-3.5.0, timeout-2.3.1\n== 2 failed, 3 passed in 1.5s ==\n"
+    )
+    assert _seconds(scan_path, str(log)) < 2.0  # were 39 s and 32 s
+    scan = scan_path(str(log))
+    assert scan.summary is not None and scan.summary.counts.failed == 2
+    assert scan.header.plugins == {"anyio": "4.2.0", "xdist": "3.5.0", "timeout": "2.3.1"}
+
+
 # --- item 10: live-log records a few milliseconds out of order ----------------------------------
 
 

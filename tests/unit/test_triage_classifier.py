@@ -15,6 +15,8 @@ from forensics.analyze.reported import XDIST_714
 from forensics.analyze.triage import analyze_bundle
 from forensics.model import Incident, Triage
 
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "logs"
+
 T0 = 1_700_000_000.0
 CONTROLLER, GW0, GW1, CHILD = 100, 200, 300, 400
 
@@ -480,3 +482,58 @@ def test_our_own_sigkill_is_not_an_oom_kill_even_when_the_counter_rose(xdist: Bu
     xdist.exit(GW0, sig="SIGKILL")
     _surrounding(xdist, before=0, after=1)
     assert _only(_triage(xdist)).cause == "external-kill"
+
+
+def test_a_failure_on_another_worker_before_a_crash_is_its_own(xdist: Bundle) -> None:
+    # An EOFError reads like a consequence of a dead process; the bundle knows it happened on
+    # another worker before the crash, so it is not the crash's.
+    xdist.failed(GW1, "t.py::test_reads_stdin", "EOFError: EOF when reading a line", "gw1")
+    xdist.passed(GW1, "t.py::test_ok", "gw1")
+    xdist.dies_in(GW0, "test_crash.py::test_segv", worker="gw0")
+    xdist.fault(GW0, SEGV_DUMP)
+    xdist.exit(GW0, sig="SIGSEGV")
+    xdist.node_down("gw0", GW0, -11, "test_crash.py::test_segv")
+    incidents = _triage(xdist).incidents
+    assert sorted(i.cause for i in incidents) == ["native-crash", "python-exception"]
+    assert all(not i.secondary for i in incidents)
+
+
+def test_internalerror_after_a_hang_forensics_ended_is_its_secondary(xdist: Bundle) -> None:
+    xdist.passed(GW1, "t.py::test_ok", "gw1")
+    xdist.dies_in(GW0, "t.py::test_stuck", worker="gw0")
+    xdist.event(
+        "stall",
+        xdist.t,
+        pid=GW0,
+        test="t.py::test_stuck",
+        worker="gw0",
+        idle_s=60.0,
+        limit_s=60.0,
+        phase="call",
+    )
+    xdist.t += 1
+    xdist.exit(GW0, sig="SIGKILL")
+    xdist.node_down("gw0", GW0, -9, "t.py::test_stuck")
+    text = (
+        "Traceback (most recent call last):\n"
+        '  File "/venv/lib/python3.11/site-packages/xdist/dsession.py", line 190, in '
+        "worker_workerfinished\n"
+        "    self.sched.remove_node(node)\n"
+        "KeyError: <WorkerController gw0>\n"
+    )
+    xdist.crumb(CONTROLLER, "internalerror", text=text)
+    incident = _only(_triage(xdist))
+    assert incident.cause == "hang"
+    assert [(s.cause, s.ref) for s in incident.secondary] == [("xdist-internal", XDIST_714)]
+
+
+def test_a_hung_tests_own_failure_after_a_timer_dump_stays_an_incident() -> None:
+    # faulthandler's dump_traceback_later dumps and lets the test go on: its later assertion
+    # is its own failure, and an EOFError elsewhere has no dead process to follow from.
+    log = FIXTURES / "synthetic_fh_timer_then_failures.log"
+    incidents = correlate(scan_lines(log.read_text().splitlines(), str(log)))
+    assert sorted((i.cause, i.test) for i in incidents) == [
+        ("hang", "tests/test_a.py::test_slow"),
+        ("python-exception", "tests/test_a.py::test_other"),
+        ("python-exception", "tests/test_a.py::test_slow"),
+    ]

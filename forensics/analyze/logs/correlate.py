@@ -98,9 +98,13 @@ def _failures(
     for failure in scan.failures:
         failure.worker = failure.worker or ran_on.get(failure.test or "")
         failure.source = f"{scan.source}:{failure.line}"
-    deaths = [incident for _, incident in crash_incidents]
-    deaths += [i for i in incidents if i not in deaths]
-    found = classify.failure_incidents(scan.failures, deaths)
+    # The dead in the order they died: a consequence goes to the earliest.  A hang no dead
+    # worker stands behind (a timer's dump, a signal-method time-out) left its process alive.
+    ended = [incident for _, incident in crash_incidents]
+    seen = {id(incident) for incident in ended}
+    ended += [i for i in incidents if i.cause in classify.ENDED and id(i) not in seen]
+    hangs = [i for i in incidents if i.cause == "hang" and id(i) not in seen]
+    found = classify.failure_incidents(scan.failures, classify.Deaths(ended, hangs))
     incidents.extend(found)
     if not found and not causes_seen and not scan.failures:
         for tb in scan.tracebacks[-1:]:

@@ -67,7 +67,7 @@ def caught_panic(scan: _Scan) -> Partial | None:
     """A Rust panic that nothing aborted, when it is all there is: PyO3 raised it in Python.
 
     A panic that cannot unwind, a second panic, a fatal runtime error or any other runtime's
-    abort is a death (logs/correlate.py), and so is a shell's report of one (a kill).
+    abort is a death (logs/native_aborts.py), and so is a shell's report of one (a kill).
     """
     natives = scan.native_aborts
     if not natives or not _unexplained(scan):

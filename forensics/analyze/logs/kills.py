@@ -11,6 +11,7 @@ from forensics.analyze.logs.findings import KillEvent
 from forensics.analyze.logs.native_aborts import NATIVE_WINDOW
 from forensics.analyze.logs.scan import LogScan
 from forensics.analyze.logs.signatures import normalize
+from forensics.analyze.testids import same_test
 from forensics.model import Incident, Secondary
 
 HANG_SILENCE_S = 300.0
@@ -169,7 +170,7 @@ def _same_crash(scan: LogScan, incident: Incident, kill: KillEvent) -> bool:
         return False
     if kill.signal and incident.signal and kill.signal != incident.signal:
         return False
-    if kill.test and incident.test and not _same_test(kill.test, incident.test):
+    if kill.test and incident.test and not same_test(kill.test, incident.test):
         return False
     if kill.kind == "exit-code":
         return True  # the run's own exit status, printed once the job step ended
@@ -180,16 +181,6 @@ def _same_crash(scan: LogScan, incident: Incident, kill: KillEvent) -> bool:
 
 def _crash_signal(kill: KillEvent) -> bool:
     return kill.signal is not None and kill.signal not in ("SIGKILL", "SIGTERM", "SIGINT")
-
-
-def _same_test(one: str, other: str) -> bool:
-    """One test named twice, perhaps once with a rootdir prefix or as its file only."""
-    a, b = one.replace("\\", "/"), other.replace("\\", "/")
-    if "::" in a and "::" in b:
-        (fa, ta), (fb, tb) = a.split("::", 1), b.split("::", 1)
-        return ta == tb and (fa.endswith("/" + fb) or fb.endswith("/" + fa) or fa == fb)
-    fa, fb = a.split("::", 1)[0], b.split("::", 1)[0]
-    return fa == fb or fa.endswith("/" + fb) or fb.endswith("/" + fa)
 
 
 def max_crashed(

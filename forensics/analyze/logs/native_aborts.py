@@ -11,7 +11,8 @@ from forensics.analyze.logs.scan import LogScan
 from forensics.analyze.logs.signatures import normalize
 from forensics.model import Incident, Stack
 
-# What each runtime's last words are called in a summary (logs/deaths.py and scan.py find them).
+# What each runtime's last words are called in a summary (logs/deaths.py and scan/last_words.py
+# find them).
 NATIVE_LABEL = {
     "rust-panic": "Rust panic",
     "rust-fatal": "Rust fatal runtime error",

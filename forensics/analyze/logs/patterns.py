@@ -212,7 +212,10 @@ CANCELED = re.compile(
 TIMEOUT_TOOL = re.compile(r"\btimeout\s+(?:-\S+(?:\s+[A-Z]+)?\s+)*\d+(?:\.\d+)?[smhd]?\s")
 
 # --- pytest reports -----------------------------------------------------------------------
-SUMMARY_ITEM = re.compile(r"(?P<n>\d+) (?P<what>failed|passed|skipped|errors?|xfailed|xpassed)")
+# Bounded, and anchored where a number starts: each try is short on a line of digits.
+SUMMARY_ITEM = re.compile(
+    r"(?<!\d)(?P<n>\d{1,9}) (?P<what>failed|passed|skipped|errors?|xfailed|xpassed)"
+)
 SUMMARY_LINE = re.compile(
     # "in 4.20s" and, before pytest 5, "in 38.50 seconds"
     r"^=+ (?P<body>(?:\d+ \w+(?:, )?)+.*?) in (?P<secs>\d+(?:\.\d+)?)(?:s| seconds)"
@@ -256,7 +259,8 @@ HEADER_PLATFORM = re.compile(
     r"^platform (?P<platform>\S+) -- Python (?P<python>[\w.+]+), pytest-(?P<pytest>[\w.]+)"
 )
 HEADER_PLUGINS = re.compile(r"^plugins: (?P<list>.+)$")
-HEADER_PLUGIN = re.compile(r"(?P<name>[\w.-]+?)-(?P<version>\d[\w.+]*)")
+# A name starts where a word does and is bounded: each try is short on a long line.
+HEADER_PLUGIN = re.compile(r"(?<![\w.-])(?P<name>[\w.-]{1,100}?)-(?P<version>\d[\w.+]{0,50})")
 HEADER_TIMEOUT = re.compile(r"^timeout: (?P<secs>\d+(?:\.\d+)?)s$")
 HEADER_TIMEOUT_METHOD = re.compile(r"^timeout method: (?P<method>\w+)$")
 HEADER_CREATED = re.compile(r"^created: (?P<up>\d+)/(?P<total>\d+) workers$")

@@ -64,7 +64,7 @@ class InternalErrors:
         last = errors[-1]
         frame = P.PY_FRAME.match(line.text)
         if frame is None or line.lineno - last.line > 40:
-            return True
+            return False  # not its frame: the other rules may want the line
         last.in_xdist = True
         last.where = f"{frame.group('file')}:{frame.group('name')}"
         if last.exc_type == "KeyError":
