@@ -141,8 +141,18 @@ def test_unprivileged_oom_kill_is_not_an_external_kill(limited_cgroup: Path) -> 
 
 
 def _check_hog_oom(status: int, triage: dict[str, Any], confidence: str = "high") -> dict[str, Any]:
-    assert status == 1, ([i["summary"] for i in triage["incidents"]], _kernel_kills())
-    [incident] = triage["incidents"]
+    summaries = [i["summary"] for i in triage["incidents"]]
+    hog = [i for i in triage["incidents"] if i["test"] == "test_alloc.py::test_hog"]
+    others = [i for i in triage["incidents"] if i not in hog]
+    if status == 137 and others and all(i["cause"] == "oom-kill" for i in others):
+        # On a loaded machine the kernel sometimes kills a second process after the hog (the
+        # pytest controller, while the hog's memory is still being reaped): the run then ends
+        # with SIGKILL, and forensics must say so, an OOM kill as well, never anything else.
+        assert len(hog) == 1, (summaries, _kernel_kills())
+    else:
+        assert status == 1, (summaries, _kernel_kills())
+        assert not others, summaries
+    [incident] = hog
     assert incident["cause"] == "oom-kill", incident["summary"]
     assert incident["signal"] == "SIGKILL"
     assert incident["test"] == "test_alloc.py::test_hog"
