@@ -219,6 +219,6 @@ def test_hostile_lines_parse_in_linear_time() -> None:
         "Thread-1 (" * (size // 10) + "[1]: segfault at 0 ip 1 sp 2 error 4",
     ]
     for text in hostile:
-        started = time.perf_counter()
+        started = time.process_time()
         parse_fault_line(text)
-        assert time.perf_counter() - started < 0.5
+        assert time.process_time() - started < 0.5

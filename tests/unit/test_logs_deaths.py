@@ -253,9 +253,9 @@ def test_event_loop_closed_alone_is_a_python_exception() -> None:
 )
 def test_hostile_death_lines_stay_linear(line: str) -> None:
     # Each pattern is anchored or gated so a 64 KiB line costs one pass, not one per position.
-    began = time.perf_counter()
+    began = time.process_time()
     correlate(scan_lines([line, line], "x.log"))
-    assert time.perf_counter() - began < 2.0
+    assert time.process_time() - began < 2.0
 
 
 def test_an_unannounced_sigkill_is_an_inferred_oom_kill_at_low_confidence() -> None:

@@ -44,9 +44,9 @@ def _losing_run(every: int, half: int = 22_000) -> bytes:
 
 def test_thousands_of_dead_workers_cost_their_lines_not_a_megabyte_each() -> None:
     data = _losing_run(every=2)  # 11,000 dead workers
-    start = time.perf_counter()
+    start = time.process_time()
     scan = scan_stream(io.BytesIO(data), "ci.log")
-    assert time.perf_counter() - start < 2.0  # was 5 s (0.6 s now), on a loaded 2-core box
+    assert time.process_time() - start < 2.0  # was 5 s (0.6 s now), on a loaded 2-core box
     assert len(scan.node_downs) == 2000  # the records kept; every one was looked back for
 
 

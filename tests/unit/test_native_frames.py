@@ -149,10 +149,10 @@ def test_unnamed_frame_after_abort_keeps_its_library() -> None:
 
 def test_long_progress_lines_are_read_in_linear_time() -> None:
     """pytest's progress line of a 10,000-test worker: no backtracking on it."""
-    started = time.perf_counter()
+    started = time.process_time()
     lines = ["." * 5000 + "F" * 10 + "!", "s" * 20000 + " [ 50%]x", "widgetlib: count < 0"]
     assert words_in(lines, plain=True)[-1] == "widgetlib: count < 0"
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 def test_dying_words_are_the_log_scanners() -> None:
