@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from forensics.analyze.events import InternalError, PythonFailure
 from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs.signatures import normalize
-from forensics.analyze.testids import function_of, same_node
+from forensics.analyze.testids import last_name, same_node
 from forensics.model import Evidence, Incident, Secondary
 
 MAX_TESTS_PER_GROUP = 20
@@ -59,7 +59,7 @@ ENDED = ("native-crash", "oom-kill", "external-kill", "unexpected-exit", "unknow
 
 
 class Deaths:
-    """A run's deaths, looked up by test (by function name first, so lookups stay cheap).
+    """A run's deaths, looked up by test (by its last name first, so lookups stay cheap).
 
     ``ended`` ended their process: a failure of their test, or a broken pipe to them, follows
     from them.  ``hangs`` may have left theirs alive (faulthandler's timer dumps and goes on,
@@ -73,7 +73,7 @@ class Deaths:
         self._by_function: dict[str, list[Incident]] = {}
         for incident in (*self.ended, *self.hangs):
             if incident.test:
-                self._by_function.setdefault(function_of(incident.test), []).append(incident)
+                self._by_function.setdefault(last_name(incident.test), []).append(incident)
 
     def ended_process(self, death: Incident) -> bool:
         return id(death) in self._ended_ids
@@ -81,7 +81,7 @@ class Deaths:
     def of_test(self, test: str | None) -> list[Incident]:
         if not test:
             return []
-        return [i for i in self._by_function.get(function_of(test), []) if same_node(i.test, test)]
+        return [i for i in self._by_function.get(last_name(test), []) if same_node(i.test, test)]
 
 
 def _consequence_of(failure: PythonFailure, deaths: list[Incident]) -> Incident | None:
@@ -187,7 +187,7 @@ def internal_error_incident(
     if err.where and ":" in err.where:
         path, func = err.where.rsplit(":", 1)
         module = f" in {os.path.splitext(os.path.basename(path))[0]} {func}"
-    head = f"{err.exc_type}: {err.message}" if err.exc_type else err.message
+    head = err.head
     summary = f"INTERNALERROR {head}{module}"[:300]
     if P.INFRA.search(head) and not err.in_xdist:
         # A conftest or plugin that needs the network failed the session: the network's fault,

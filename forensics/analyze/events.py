@@ -30,6 +30,10 @@ class InternalError:
     in_xdist: bool = False
     source: str | None = None
 
+    @property
+    def head(self) -> str:
+        return f"{self.exc_type}: {self.message}" if self.exc_type else self.message
+
 
 @dataclass
 class PythonFailure:

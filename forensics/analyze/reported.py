@@ -10,9 +10,9 @@ from __future__ import annotations
 from forensics.analyze import classify, differential
 from forensics.analyze.bundle_source import ProcessRecord
 from forensics.analyze.events import InternalError, PythonFailure
-from forensics.analyze.logs import patterns as P
 from forensics.analyze.logs.scan import scan_lines
 from forensics.analyze.logs.scan.internal_errors import XDIST_714
+from forensics.analyze.logs.scan.logscan import exc_parts
 from forensics.analyze.logs.signatures import normalize
 from forensics.analyze.triage_state import TriageState, _repro
 from forensics.model import Evidence, Incident
@@ -139,9 +139,7 @@ class Reported(TriageState):
         test = rec.tests[index]
         message = test.messages[-1] if test.messages else "failed"
         first = message.splitlines()[0].strip() if message.strip() else "failed"
-        match = P.EXC_LINE.match(first)
-        exc_type = match.group("type") if match else None
-        text = (match.group("msg") or "") if match else first
+        exc_type, text = exc_parts(first)
         prior = [t.nodeid for t in rec.tests[:index]]
         return PythonFailure(
             test.nodeid,

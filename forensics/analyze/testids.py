@@ -34,6 +34,8 @@ def same_test(one: str, other: str) -> bool:
     return fa == fb or fa.endswith("/" + fb) or fb.endswith("/" + fa)
 
 
-def function_of(name: str) -> str:
-    """The last part of a node id: ``test_a[1]`` of ``tests/x.py::Class::test_a[1]``."""
+def last_name(name: str) -> str:
+    """The last part of a name, path and class dropped: ``test_a[1]`` of
+    ``tests/x.py::Class::test_a[1]``, ``x.py`` of ``tests/x.py``.  Names :func:`same_node` calls
+    the same share it, so it keys a lookup (``logs/frames.function_of`` also drops the id)."""
     return _norm(name).rsplit("::", 1)[-1].rsplit("/", 1)[-1]
